@@ -1,0 +1,1 @@
+"""Pure domain logic. No Celery, no Kafka in here."""

@@ -1,0 +1,1 @@
+"""Shared core of the claims pipeline: settings, error taxonomy, security rules, CLI, simulator."""

@@ -1,0 +1,173 @@
+"""The one settings object, read from the environment and validated at start-up (STYLE §4).
+
+Build it at an entry point with :func:`get_settings` and pass it down; nothing deeper reads
+``os.environ``. Every field is documented in README.md (env var = field name upper-cased).
+Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+#: Allow-list used when ALLOWED_ATTACHMENT_DOMAINS is not set (SPEC §9.1, without ``localhost``).
+DEFAULT_ALLOWED_HOSTS = (
+    "usw2-prod-xn-exportreceiver-publish.s3.us-west-2.amazonaws.com",
+    "claimxperience.s3.amazonaws.com",
+    "claimxperience.s3.us-east-1.amazonaws.com",
+    "www.claimxperience.com",
+    "claimxperience.com",
+    "xactware-claimx-us-prod.s3.us-west-1.amazonaws.com",
+)
+
+CommaList = Annotated[list[str], NoDecode]
+IntList = Annotated[list[int], NoDecode]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip().lower() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    # --- Broker (Celery on Redis) and shared state -------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Celery broker and the pipeline's shared state (ledger, staging, dead letters, cache, locks)."""
+    visibility_timeout_seconds: int = 4 * 3600
+    """Redis transport visibility timeout; must exceed the longest retry delay + task time limit."""
+    task_time_limit_seconds: int = 900
+    """Hard time limit of one task run; the soft limit is 30 s shorter."""
+    retry_delays_seconds: IntList = Field(default_factory=lambda: [300, 600, 1200, 2400])
+    """Retry countdowns for transient/auth/unknown failures; retries = len(list) (SPEC §6.3)."""
+    retry_jitter: bool = True
+
+    # --- Kafka / Event Hubs -----------------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    eventhub_connection_string: SecretStr | None = None
+    """When set: SASL_SSL + PLAIN with username ``$ConnectionString`` (Azure Event Hubs)."""
+    kafka_consumer_group: str = "claims-dispatcher"
+    kafka_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    xact_events_topic: str = "xact.events.raw"
+    claimx_events_topic: str = "claimx.events.raw"
+    dispatch_dedup_ttl_seconds: int = 24 * 3600
+    """How long the dispatch ledger remembers an event id (a redelivery within it is skipped)."""
+
+    # --- Lake: files and tables -------------------------------------------------------------
+    lake_dir: Path = Path("./lake")
+    """Local lake root: files under ``files/{domain}/``, Delta tables under ``tables/``."""
+    tables_uri: str | None = None
+    """Delta tables root; a local path or ``abfss://…/Tables/dbo``. Default ``{lake_dir}/tables``."""
+    file_store: Literal["local", "onelake"] = "local"
+    onelake_xact_path: str | None = None
+    onelake_claimx_path: str | None = None
+    azure_storage_connection_string: SecretStr | None = None
+    """Only for Delta on Azurite / a storage account by connection string (tests, dev)."""
+    cache_dir: Path = Path("/tmp/claims_pipeline_cache")
+    shared_cache: bool = False
+    """True when ``cache_dir`` is shared by all hosts: upload may then run on any host."""
+    flush_interval_seconds: float = 5.0
+    flush_max_rows: int = 100_000
+
+    # --- Downloads --------------------------------------------------------------------------
+    allowed_attachment_domains: CommaList = Field(default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS))
+    """Exact hosts or ``*.suffix`` entries."""
+    max_download_bytes: int = 2 * 1024**3
+    download_timeout_seconds: float = 60.0
+    download_read_timeout_seconds: float = 30.0
+    max_redirects: int = 5
+
+    # --- Development only (off by default) --------------------------------------------------
+    dev_simulator_url: str | None = None
+    """DEV ONLY. When set, downloads from ``dev_simulator_hosts`` are fetched from this base URL
+    (``{base}/{host}/{path}``) after the production URL checks passed on the original URL."""
+    dev_simulator_hosts: CommaList = Field(default_factory=list)
+
+    # --- ClaimX API -------------------------------------------------------------------------
+    claimx_api_url: str = "https://www.claimxperience.com/service/cxedirest"
+    claimx_api_token: SecretStr | None = None
+    claimx_api_timeout_seconds: float = 30.0
+    claimx_api_connect_timeout_seconds: float = 5.0
+    claimx_api_rate_per_second: float = 20.0
+    """Request-rate limit shared by all workers on all hosts (a token bucket in Redis)."""
+    claimx_sender_username: str = "user@example.com"
+    project_cache_ttl_seconds: int = 3600
+    project_cache_enabled: bool = True
+    url_refresh_max: int = 2
+
+    # --- Eventhouse poller ------------------------------------------------------------------
+    xact_eventhouse_cluster_url: str | None = None
+    xact_eventhouse_database: str | None = None
+    xact_eventhouse_table: str = "Events"
+    claimx_eventhouse_cluster_url: str | None = None
+    claimx_eventhouse_database: str | None = None
+    claimx_eventhouse_table: str = "ClaimXEvents"
+    poll_interval_seconds: float = 30.0
+    poll_batch_size: int = 1000
+    checkpoint_dir: Path = Path(".checkpoints")
+
+    # --- Runtime ----------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_logs: bool = False
+
+    _split_lists = field_validator(
+        "allowed_attachment_domains", "dev_simulator_hosts", mode="before")(_split)
+
+    @field_validator("retry_delays_seconds", mode="before")
+    @classmethod
+    def _parse_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        longest = max([int(d) for d in self.retry_delays_seconds] or [0])
+        if self.visibility_timeout_seconds <= longest + self.task_time_limit_seconds:
+            raise ValueError(
+                f"VISIBILITY_TIMEOUT_SECONDS={self.visibility_timeout_seconds} must exceed the longest "
+                f"retry delay ({longest} s) plus TASK_TIME_LIMIT_SECONDS ({self.task_time_limit_seconds} s); "
+                "otherwise Redis redelivers delayed tasks and they run twice")
+        if self.file_store == "onelake" and not (self.onelake_xact_path and self.onelake_claimx_path):
+            raise ValueError("FILE_STORE=onelake needs ONELAKE_XACT_PATH and ONELAKE_CLAIMX_PATH")
+        if self.task_time_limit_seconds <= 30:
+            raise ValueError("TASK_TIME_LIMIT_SECONDS must be more than 30")
+        return self
+
+    # --- Derived values ---------------------------------------------------------------------
+    @property
+    def tables_root(self) -> str:
+        return self.tables_uri or str((self.lake_dir / "tables").resolve())
+
+    @property
+    def files_root(self) -> Path:
+        return (self.lake_dir / "files").resolve()
+
+    def topic_for(self, domain: str) -> str:
+        return self.xact_events_topic if domain == "xact" else self.claimx_events_topic
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate; raise :class:`ConfigError` with a readable message on bad input."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(f"invalid pipeline settings: {exc}") from exc
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, built once at the entry point."""
+    return load_settings()
