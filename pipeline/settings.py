@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     kafka_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     xact_events_topic: str = "xact.events.raw"
     claimx_events_topic: str = "claimx.events.raw"
+    xact_dlq_topic: str = "xact.events.dlq"
+    claimx_dlq_topic: str = "claimx.events.dlq"
+    dispatch_batch_size: int = 500
+    """Records polled per dispatcher batch; offsets are committed after each batch is enqueued."""
     dispatch_dedup_ttl_seconds: int = 24 * 3600
     """How long the dispatch ledger remembers an event id (a redelivery within it is skipped)."""
 
@@ -157,6 +161,28 @@ class Settings(BaseSettings):
 
     def topic_for(self, domain: str) -> str:
         return self.xact_events_topic if domain == "xact" else self.claimx_events_topic
+
+    def dlq_topic_for(self, domain: str) -> str:
+        return self.xact_dlq_topic if domain == "xact" else self.claimx_dlq_topic
+
+    def domain_of_topic(self, topic: str) -> str:
+        return "xact" if topic == self.xact_events_topic else "claimx"
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka client settings shared by producer and consumer (secrets stay inside)."""
+        conf: dict[str, str] = {"bootstrap.servers": self.kafka_bootstrap_servers,
+                                "security.protocol": self.kafka_security_protocol}
+        if self.eventhub_connection_string is not None:
+            conf.update({"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN",
+                         "sasl.username": "$ConnectionString",
+                         "sasl.password": self.eventhub_connection_string.get_secret_value()})
+        elif self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            if self.kafka_sasl_username:
+                conf["sasl.username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return conf
 
 
 def load_settings(**overrides: object) -> Settings:

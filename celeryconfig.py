@@ -1,0 +1,78 @@
+"""Celery settings derived from the one settings object (ARCHITECTURE "Reliability design").
+
+Queues, routes and the Beat schedule all come from ``domains.names``; reliability settings are
+chosen against Celery-on-Redis's known failure modes:
+
+* late acks + reject on worker loss: a task whose worker dies is redelivered, never lost;
+* prefetch 1: a long download never holds other tasks hostage behind it;
+* visibility timeout validated (in ``Settings``) to exceed the longest retry delay plus the task
+  time limit, so delayed retries are not redelivered twice;
+* JSON only, results ignored (chains pass values through the message, not a backend).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kombu import Queue
+
+from domains.names import DOMAIN_STAGES, MAINTENANCE_QUEUE, all_queues, queue_name
+from pipeline.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.redis_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout_seconds,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+}
+result_backend = None
+task_ignore_result = True
+
+accept_content = ["json"]
+task_serializer = "json"
+result_serializer = "json"
+event_serializer = "json"
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure_or_timeout = True
+worker_prefetch_multiplier = 1
+task_time_limit = _settings.task_time_limit_seconds
+task_soft_time_limit = _settings.task_time_limit_seconds - 30
+worker_max_tasks_per_child = 1000
+worker_enable_soft_shutdown_on_idle = True
+worker_soft_shutdown_timeout = 30.0
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+# Flower reads task events.
+worker_send_task_events = True
+task_send_sent_event = True
+
+task_queues = [Queue(name) for name in all_queues()]
+task_create_missing_queues = True  # host-local upload queues are added at worker start
+task_default_queue = MAINTENANCE_QUEUE
+
+
+def _route(name: str, args, kwargs, options, task=None, **kw):  # noqa: ANN001 - Celery router signature
+    """``{domain}.{stage}[.what]`` -> queue ``{domain}.{stage}``; ``pipeline.*`` -> maintenance."""
+    parts = name.split(".")
+    if parts[0] == "pipeline":
+        return {"queue": MAINTENANCE_QUEUE}
+    for domain, stages in DOMAIN_STAGES.items():
+        if parts[0] == domain.value and len(parts) >= 2 and parts[1] in {s.value for s in stages}:
+            return {"queue": queue_name(domain, parts[1])}
+    return None
+
+
+task_routes = (_route,)
+
+beat_schedule = {
+    "flush-staged-rows": {
+        "task": "pipeline.flush",
+        "schedule": timedelta(seconds=_settings.flush_interval_seconds),
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": max(_settings.flush_interval_seconds * 2, 10)},
+    },
+}

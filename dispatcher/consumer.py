@@ -1,0 +1,158 @@
+"""The dispatcher: Kafka raw topics -> one Celery canvas per event.
+
+Per polled batch (at most ``DISPATCH_BATCH_SIZE`` records):
+
+1. parse and validate each record with its domain's spec; a record that cannot be parsed goes to
+   ``{domain}.events.dlq`` with the error in headers (counted) and the batch moves on;
+2. drop events whose id the dispatch ledger already holds, or that repeat within the batch;
+3. plan the batch (xact: rows + attachment jobs; claimx: rows + enrich units) and enqueue each
+   plan's canvas; then record the ids in the ledger;
+4. flush the DLQ producer and only then commit the batch's offsets (at-least-once; a crash before
+   the commit re-reads the batch, and the ledger + idempotent stages make that harmless).
+
+Scale by running N dispatchers in one consumer group.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+from celery import Celery
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+
+from domains.canvas import DomainSpec, ParsedEvent
+from domains.names import Domain
+from domains.registry import build_specs
+from pipeline.errors import PipelineError
+from pipeline.security.redact import sanitize_error
+from pipeline.settings import Settings
+from pipeline.state import Counters, DispatchLedger, UrlVault
+from tasks.canvas import enqueue_plan
+
+log = logging.getLogger("pipeline.dispatcher")
+
+
+@dataclass
+class BatchStats:
+    read: int = 0
+    dispatched: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    signatures: int = 0
+    per_domain: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, app: Celery, *, group_id: str | None = None) -> None:
+        self.settings = settings
+        self.app = app
+        self.specs: dict[Domain, DomainSpec] = build_specs(settings)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.ledger = DispatchLedger(self.redis, settings.dispatch_dedup_ttl_seconds)
+        self.vault = UrlVault(self.redis)
+        self.counters = Counters(self.redis)
+        base = settings.kafka_config()
+        self.consumer = Consumer({
+            **base, "group.id": group_id or settings.kafka_consumer_group,
+            "enable.auto.commit": False, "auto.offset.reset": settings.kafka_auto_offset_reset,
+            "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 45000,
+            "max.poll.interval.ms": 300000})
+        self.producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+        self._stop = threading.Event()
+        self.topics = {settings.topic_for(d.value): d for d in self.specs}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, *, idle_exit_seconds: float | None = None) -> None:
+        """Consume until :meth:`stop` (or SIGTERM/SIGINT when run from the CLI)."""
+        self.consumer.subscribe(list(self.topics))
+        idle_since = datetime.now(UTC)
+        try:
+            while not self._stop.is_set():
+                stats = self.poll_once()
+                if stats.read:
+                    idle_since = datetime.now(UTC)
+                elif idle_exit_seconds is not None and \
+                        (datetime.now(UTC) - idle_since).total_seconds() > idle_exit_seconds:
+                    break
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.consumer.close()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    # -- one batch ---------------------------------------------------------------------------
+    def poll_once(self, timeout: float = 1.0) -> BatchStats:
+        messages = self.consumer.consume(num_messages=self.settings.dispatch_batch_size, timeout=timeout)
+        stats = BatchStats()
+        if not messages:
+            return stats
+        by_domain: dict[Domain, list[ParsedEvent]] = defaultdict(list)
+        seen: set[tuple[Domain, str]] = set()
+        for msg in messages:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka error", extra={"error": str(msg.error())})
+                continue
+            stats.read += 1
+            domain = self.topics[msg.topic()]
+            counts = stats.per_domain[domain.value]
+            counts["events_read"] += 1
+            parsed = self._parse(domain, msg, counts)
+            if parsed is None:
+                stats.dead_lettered += 1
+                continue
+            key = (domain, parsed.event_id)
+            if key in seen or self.ledger.seen(domain.value, parsed.event_id):
+                stats.duplicates += 1
+                counts["duplicates_skipped"] += 1
+                continue
+            seen.add(key)
+            by_domain[domain].append(parsed)
+        now = datetime.now(UTC)
+        for domain, events in by_domain.items():
+            plans = self.specs[domain].plan_batch(events, now)
+            for plan in plans:
+                stats.signatures += enqueue_plan(self.app, plan, self.vault)
+                for name, value in plan.counters.items():
+                    stats.per_domain[domain.value][name] += value
+            self.ledger.mark(domain.value, [p.event_id for p in plans])
+            stats.dispatched += len(plans)
+            stats.per_domain[domain.value]["events_dispatched"] += len(plans)
+        self.producer.flush(30)
+        for domain_name, counts in stats.per_domain.items():
+            self.counters.incr_many(domain_name, dict(counts))
+        self.consumer.commit(asynchronous=False)
+        return stats
+
+    def _parse(self, domain: Domain, msg: Message, counts: dict[str, int]) -> ParsedEvent | None:
+        ts_type, ts_ms = msg.timestamp()
+        timestamp = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms and ts_ms > 0 else None
+        try:
+            return self.specs[domain].parse(msg.value() or b"", timestamp)
+        except (PipelineError, ValueError, TypeError) as exc:
+            reason = sanitize_error(str(exc)) or type(exc).__name__
+            self.producer.produce(
+                self.settings.dlq_topic_for(domain.value), value=msg.value(), key=msg.key(),
+                headers=[("error", reason.encode()), ("error_type", type(exc).__name__.encode()),
+                         ("source_topic", msg.topic().encode()),
+                         ("source_partition", str(msg.partition()).encode()),
+                         ("source_offset", str(msg.offset()).encode()),
+                         ("failed_at", datetime.now(UTC).isoformat().encode())])
+            counts["parse_errors"] += 1
+            log.warning("record dead-lettered", extra={"domain": domain.value, "error": reason,
+                                                        "offset": msg.offset()})
+            return None

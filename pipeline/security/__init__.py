@@ -1,0 +1,1 @@
+"""Security rules shared by every stage: URL validation, file types, file names, redaction."""

@@ -1,0 +1,99 @@
+"""Small pieces of shared state kept in Redis (the broker's Redis, AOF on).
+
+Every worker on every host sees the same state, so nothing here assumes one host.
+
+* :class:`UrlVault` keeps download URLs (which may carry presigned signatures) out of task
+  arguments: tasks carry ``media_id``, the vault maps it to the URL.
+* :class:`DispatchLedger` remembers dispatched event ids so a redelivered Kafka record does not
+  start a second canvas.
+* :class:`Counters` are the pipeline's operational counters (per domain), read by ``pipeline
+  summary`` and the run command.
+"""
+
+from __future__ import annotations
+
+import redis
+
+PREFIX = "pipeline"
+
+
+class UrlVault:
+    """URL by ``{domain}:{media_id}``. Entries live for ``ttl_seconds`` (default 30 days) so a dead
+    letter can still be replayed; a completed upload deletes its entry."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int = 30 * 24 * 3600) -> None:
+        self._r = client
+        self._ttl = ttl_seconds
+
+    def _key(self, vault_key: str) -> str:
+        return f"{PREFIX}:url:{vault_key}"
+
+    def put(self, vault_key: str, url: str) -> None:
+        self._r.set(self._key(vault_key), url, ex=self._ttl)
+
+    def put_many(self, items: dict[str, str]) -> None:
+        if not items:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for key, url in items.items():
+            pipe.set(self._key(key), url, ex=self._ttl)
+        pipe.execute()
+
+    def get(self, vault_key: str) -> str | None:
+        value = self._r.get(self._key(vault_key))
+        return value.decode() if isinstance(value, bytes) else value
+
+    def delete(self, vault_key: str) -> None:
+        self._r.delete(self._key(vault_key))
+
+
+class DispatchLedger:
+    """Event ids already dispatched, each remembered for ``ttl_seconds``."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+        self._r = client
+        self._ttl = ttl_seconds
+
+    def _key(self, domain: str, event_id: str) -> str:
+        return f"{PREFIX}:dispatched:{domain}:{event_id}"
+
+    def seen(self, domain: str, event_id: str) -> bool:
+        return bool(self._r.exists(self._key(domain, event_id)))
+
+    def mark(self, domain: str, event_ids: list[str]) -> None:
+        """Record ids *after* their canvases were enqueued: a crash in between re-dispatches
+        (harmless, every stage is idempotent) instead of losing the event."""
+        if not event_ids:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.set(self._key(domain, event_id), 1, ex=self._ttl)
+        pipe.execute()
+
+
+class Counters:
+    """Monotonic counters per domain in one Redis hash each (``HINCRBY``)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._r = client
+
+    def _key(self, domain: str) -> str:
+        return f"{PREFIX}:counters:{domain}"
+
+    def incr(self, domain: str, name: str, amount: int = 1) -> None:
+        if amount:
+            self._r.hincrby(self._key(domain), name, amount)
+
+    def incr_many(self, domain: str, values: dict[str, int]) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        for name, amount in values.items():
+            if amount:
+                pipe.hincrby(self._key(domain), name, amount)
+        pipe.execute()
+
+    def get(self, domain: str) -> dict[str, int]:
+        raw = self._r.hgetall(self._key(domain))
+        return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
+
+    def reset(self, domain: str) -> None:
+        self._r.delete(self._key(domain))

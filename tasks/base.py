@@ -1,0 +1,98 @@
+"""The base class of every stage task: errors say what happens next (STYLE §5).
+
+A stage task body calls a plain function. When it raises, :meth:`StageTask.handle_failure`
+decides by the error's category:
+
+* ``permanent``: dead letter now (and the domain's failure hook records the outcome);
+* ``transient`` / ``auth`` / ``unknown``: Celery retry with the configured countdowns + jitter;
+  once they are used up, dead letter (``exhausted``);
+* ``circuit_open``: re-queued after the breaker's remaining open time *without* counting a retry.
+
+A dead-lettered or re-queued task ends with :class:`celery.exceptions.Ignore`, so the message is
+acknowledged and the chain stops there; the dead letter is the durable record.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+
+from pipeline.errors import ErrorCategory, PipelineError, TransientError
+from pipeline.security.redact import sanitize_error
+from tasks.runtime import Runtime, get_runtime
+
+log = logging.getLogger("pipeline.tasks")
+
+#: Called with (runtime, payload, error, category) when a work item fails for good.
+FailureHook = Callable[[Runtime, dict[str, Any], PipelineError], None]
+
+
+def as_pipeline_error(exc: BaseException) -> PipelineError:
+    if isinstance(exc, PipelineError):
+        return exc
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return TransientError("Task time limit exceeded")
+    return PipelineError(sanitize_error(f"{type(exc).__name__}: {exc}"), category=ErrorCategory.UNKNOWN)
+
+
+def retry_countdown(delays: list[int], attempt: int, *, jitter: bool) -> float:
+    """Countdown for retry number ``attempt`` (0-based): the configured delay, with up to +/-10 %
+    jitter so a burst of failures does not come back as a burst."""
+    base = float(delays[min(attempt, len(delays) - 1)])
+    return base * random.uniform(0.9, 1.1) if jitter else base
+
+
+class StageTask(Task):
+    """Shared behaviour of stage tasks. Subclass attributes: ``domain``, ``stage``."""
+
+    abstract = True
+    typing = True
+    domain: str = ""
+    stage: str = ""
+
+    @property
+    def runtime(self) -> Runtime:
+        return get_runtime()
+
+    def handle_failure(self, exc: BaseException, payload: dict[str, Any], *, key: str,
+                       on_dead: FailureHook | None = None) -> None:
+        """Retry, re-queue or dead-letter; always raises (Retry or Ignore)."""
+        if isinstance(exc, (Retry, Ignore)):
+            raise exc
+        err = as_pipeline_error(exc)
+        rt = self.runtime
+        attempts = self.request.retries + 1
+        category = err.category
+        log.warning("stage failed", extra={"domain": self.domain, "stage": self.stage, "key": key,
+                                           "attempt": attempts, "category": category.value,
+                                           "error": sanitize_error(err.message)})
+        if category is ErrorCategory.CIRCUIT_OPEN:
+            countdown = max(1.0, float(err.retry_after_seconds or 5))
+            self.signature_from_request(countdown=countdown).apply_async()
+            rt.counters.incr(self.domain, f"{self.stage}_requeued_circuit_open")
+            raise Ignore()
+        delays = [int(d) for d in rt.settings.retry_delays_seconds]
+        if category.retryable and self.request.retries < len(delays):
+            countdown = retry_countdown(delays, self.request.retries, jitter=rt.settings.retry_jitter)
+            if err.retry_after_seconds:
+                countdown = max(countdown, float(err.retry_after_seconds))
+            rt.counters.incr(self.domain, f"{self.stage}_retried")
+            raise self.retry(exc=err, countdown=countdown, max_retries=len(delays))
+        reason = "permanent" if category is ErrorCategory.PERMANENT else "exhausted"
+        rt.dead_letters.add(domain=self.domain, stage=self.stage, task_name=self.name,
+                            payload=payload, category=category, error=err.message,
+                            attempts=attempts, key=key)
+        rt.counters.incr_many(self.domain, {"dead_letters": 1, f"dead_letters_{reason}": 1})
+        if on_dead is not None:
+            on_dead(rt, payload, err)
+        raise Ignore()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,77 @@
+"""Turn domain plans into Celery canvases, by task *name* (the dispatcher imports no task code).
+
+* per event: ``{domain}.write.rows`` for each table's rows, ``claimx.enrich`` when the plan asks;
+* per attachment: ``chain({domain}.download, {domain}.upload, {domain}.write.inventory)``.
+
+``resume`` rebuilds the canvas for a dead letter so a replay continues with the original ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, chain, signature
+from celery.canvas import Signature
+
+from domains.attachments import AttachmentJob
+from domains.canvas import ATTACHMENT_STAGES, EventPlan
+from domains.names import Domain, Stage, Table, task_name
+from pipeline.deadletters import DeadLetter
+from pipeline.state import UrlVault
+
+WRITE_ROWS = "rows"
+WRITE_INVENTORY = "inventory"
+
+
+def _stage_task(domain: Domain, stage: Stage) -> str:
+    return task_name(domain, stage, WRITE_INVENTORY if stage is Stage.WRITE else "")
+
+
+def attachment_chain(app: Celery, job: AttachmentJob) -> Signature:
+    """download -> upload -> write(inventory); each link gets the previous link's return value."""
+    payload = job.model_dump(mode="json")
+    first, *rest = ATTACHMENT_STAGES
+    links = [signature(_stage_task(job.domain, first), args=(payload,), app=app)]
+    links += [signature(_stage_task(job.domain, stage), app=app) for stage in rest]
+    return chain(*links)
+
+
+def write_rows(app: Celery, domain: Domain, table: Table, rows: list[dict[str, Any]]) -> Signature:
+    return signature(task_name(domain, Stage.WRITE, WRITE_ROWS), args=(table.value, rows), app=app)
+
+
+def enrich(app: Celery, events: list[dict[str, Any]]) -> Signature:
+    return signature(task_name(Domain.CLAIMX, Stage.ENRICH), args=(events,), app=app)
+
+
+def plan_signatures(app: Celery, plan: EventPlan) -> list[Signature]:
+    sigs = [write_rows(app, plan.domain, table, rows) for table, rows in plan.rows.items() if rows]
+    if plan.enrich:
+        sigs.append(enrich(app, plan.enrich))
+    sigs += [attachment_chain(app, job) for job, _url in plan.attachments]
+    return sigs
+
+
+def enqueue_plan(app: Celery, plan: EventPlan, vault: UrlVault) -> int:
+    """Store the plan's URLs in the vault, then enqueue its canvas. Returns signatures sent."""
+    vault.put_many({job.vault_key(): url for job, url in plan.attachments})
+    sigs = plan_signatures(app, plan)
+    for sig in sigs:
+        sig.apply_async()
+    return len(sigs)
+
+
+def resume(app: Celery, letter: DeadLetter) -> Signature:
+    """The canvas that replays a dead letter with its original ids.
+
+    Attachment letters restart at ``download`` (idempotent; the cached file of a failed upload
+    may be gone); other letters re-send their own task with the original arguments.
+    """
+    if letter.stage in (Stage.DOWNLOAD, Stage.UPLOAD) or letter.task_name.endswith(f".{WRITE_INVENTORY}"):
+        job = AttachmentJob.model_validate(letter.payload)
+        fresh = job.model_copy(update={"local_path": None, "bytes_downloaded": None, "content_type": None,
+                                       "sha256": None, "downloaded_at": None, "destination": None,
+                                       "uploaded_at": None, "refresh_count": 0})
+        return attachment_chain(app, fresh)
+    args = letter.payload.get("args", [])
+    return signature(letter.task_name, args=tuple(args), app=app)

@@ -1,0 +1,53 @@
+"""``{domain}.upload``: put the cached file into the lake's file store (local dir or OneLake).
+
+Idempotent on the destination path (overwrite). The cached file is deleted after a successful
+upload; on a failure it is kept for the retry (SPEC §3.6).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from domains.attachments import AttachmentJob
+from domains.names import Domain, Stage, task_name
+from pipeline.errors import PermanentError
+from tasks.application import app
+from tasks.base import StageTask, utcnow
+from tasks.outcomes import record_attachment_failure
+from tasks.runtime import Runtime
+
+
+def put(rt: Runtime, job: AttachmentJob) -> AttachmentJob:
+    if not job.local_path or not Path(job.local_path).is_file():
+        raise PermanentError(f"Cached file missing for media {job.media_id}; replay re-downloads it")
+    local = Path(job.local_path)
+    destination = rt.files.put_file(job.domain, job.blob_path, local)
+    local.unlink(missing_ok=True)
+    try:
+        local.parent.rmdir()
+    except OSError:
+        pass  # not empty or already gone: nothing to tidy
+    return job.model_copy(update={"destination": destination, "uploaded_at": utcnow(), "local_path": None})
+
+
+def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, Any]:
+    job = AttachmentJob.model_validate(payload)
+    try:
+        done = put(task.runtime, job)
+    except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
+        task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
+    task.runtime.counters.incr_many(domain, {"uploaded": 1, "bytes_uploaded": done.bytes_downloaded or 0})
+    return done.model_dump(mode="json")
+
+
+@app.task(base=StageTask, bind=True, name=task_name(Domain.XACT, Stage.UPLOAD),
+          domain=Domain.XACT.value, stage=Stage.UPLOAD.value)
+def xact_upload(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
+    return _run(self, Domain.XACT, payload)
+
+
+@app.task(base=StageTask, bind=True, name=task_name(Domain.CLAIMX, Stage.UPLOAD),
+          domain=Domain.CLAIMX.value, stage=Stage.UPLOAD.value)
+def claimx_upload(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
+    return _run(self, Domain.CLAIMX, payload)

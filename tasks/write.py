@@ -1,0 +1,62 @@
+"""``{domain}.write.*``: stage rows durably for the Beat-scheduled batcher (no Delta here).
+
+* ``{domain}.write.rows(table, rows)``: event rows, entity rows, failed-attachment rows.
+* ``{domain}.write.inventory(job)``: the end of an attachment chain: the inventory row, then
+  the ``done`` marker that makes a re-run of this attachment a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domains.attachments import AttachmentJob
+from domains.names import DOMAIN_STAGES, Domain, Stage, Table, task_name
+from pipeline.errors import PermanentError
+from tasks.application import app
+from tasks.base import StageTask, utcnow
+from tasks.canvas import WRITE_INVENTORY, WRITE_ROWS
+from tasks.outcomes import DONE_PREFIX, DONE_TTL_SECONDS, inventory_row
+
+_DOMAIN_TABLES = {d: {t for t in Table if t.value.startswith(d.value + "_")} for d in Domain}
+
+
+def _stage_rows(task: StageTask, domain: Domain, table_name: str, rows: list[dict[str, Any]]) -> int:
+    try:
+        table = Table(table_name)
+        if table not in _DOMAIN_TABLES[domain]:
+            raise PermanentError(f"Table {table_name} does not belong to domain {domain.value}")
+        task.runtime.stager.stage(table, rows)
+    except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
+        task.handle_failure(exc, {"args": [table_name, rows]}, key=table_name)
+    task.runtime.counters.incr(domain, f"staged_{table_name}", len(rows))
+    return len(rows)
+
+
+def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -> None:
+    job = AttachmentJob.model_validate(payload)
+    rt = task.runtime
+    try:
+        table, row = inventory_row(job, rt.vault.get(job.vault_key()), utcnow())
+        rt.stager.stage(table, [row])
+        rt.redis.set(f"{DONE_PREFIX}:{domain.value}:{job.media_id}", job.destination or "1",
+                     ex=DONE_TTL_SECONDS)
+        rt.vault.delete(job.vault_key())
+    except Exception as exc:  # noqa: BLE001
+        task.handle_failure(exc, payload, key=job.media_id)
+    rt.counters.incr(domain, "inventory_staged")
+
+
+def _register(domain: Domain) -> None:
+    @app.task(base=StageTask, bind=True, name=task_name(domain, Stage.WRITE, WRITE_ROWS),
+              domain=domain.value, stage=Stage.WRITE.value)
+    def write_rows(self: StageTask, table: str, rows: list[dict[str, Any]]) -> int:
+        return _stage_rows(self, domain, table, rows)
+
+    @app.task(base=StageTask, bind=True, name=task_name(domain, Stage.WRITE, WRITE_INVENTORY),
+              domain=domain.value, stage=Stage.WRITE.value)
+    def write_inventory(self: StageTask, payload: dict[str, Any]) -> None:
+        _write_inventory(self, domain, payload)
+
+
+for _domain in DOMAIN_STAGES:
+    _register(_domain)
