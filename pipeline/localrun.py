@@ -117,7 +117,7 @@ def wait_idle(settings: Settings, procs: Processes, timeout: float) -> bool:
     quiet = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        busy = (kafka_lag(settings, topics) + sum(queue_depths(client).values()) + unacked(client)
+        busy = (abs(kafka_lag(settings, topics)) + sum(queue_depths(client).values()) + unacked(client)
                 + staged(client) + int(bool(client.keys("pipeline:stage:*:batch"))))
         quiet = quiet + 1 if busy == 0 else 0
         if quiet >= 3:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from domains.names import Domain, Table, all_queues
 from pipeline.deadletters import DeadLetterStore
@@ -43,7 +43,18 @@ def staged(client: redis.Redis) -> int:
 
 
 def kafka_lag(settings: Settings, topics: list[str]) -> int:
-    """Records on ``topics`` not yet committed by the dispatcher's consumer group."""
+    """Records on ``topics`` not yet committed by the dispatcher's consumer group.
+
+    While the broker cannot answer (coordinator loading, rebalance) the lag is unknown: returns
+    ``-1``, which callers waiting for idleness treat as busy.
+    """
+    try:
+        return _kafka_lag(settings, topics)
+    except KafkaException:
+        return -1
+
+
+def _kafka_lag(settings: Settings, topics: list[str]) -> int:
     consumer = Consumer({**settings.kafka_config(), "group.id": settings.kafka_consumer_group,
                          "enable.auto.commit": False})
     try:

@@ -1,0 +1,209 @@
+"""A whole pipeline for one test module, from real parts.
+
+Real Kafka topics (unique per harness), a Redis database of its own, the simulator, Celery
+workers, Beat and the dispatcher as separate OS processes started with the same commands an
+operator types. Faults are injected from outside (the simulator's control API, killing a
+process by PID), never by patching the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import redis
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from domains.names import Domain, Table
+from pipeline.localrun import SAMPLE_HOSTS, SIM_TOKEN, free_port
+from pipeline.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REDIS_DB = 9
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+REDIS_BASE = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379")
+
+WORKER_GROUPS = {
+    "xact": "xact.download,xact.upload,xact.write",
+    "claimx-enrich": "claimx.enrich",
+    "claimx-files": "claimx.download,claimx.upload,claimx.write",
+    "maintenance": "pipeline.maintenance",
+}
+
+
+def create_topics(names: list[str], partitions: int = 3) -> None:
+    admin = AdminClient({"bootstrap.servers": KAFKA})
+    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+    for future in futures.values():
+        future.result(30)
+
+
+@dataclass
+class Harness:
+    tmp: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.sim_port = free_port()
+        self.sim_url = f"http://127.0.0.1:{self.sim_port}"
+        self.topics = {d: f"t{tag}.{d}.events.raw" for d in ("xact", "claimx")}
+        self.dlq_topics = {d: f"t{tag}.{d}.events.dlq" for d in ("xact", "claimx")}
+        self.env_vars = {
+            "REDIS_URL": f"{REDIS_BASE}/{TEST_REDIS_DB}",
+            "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+            "KAFKA_CONSUMER_GROUP": f"dispatcher-{tag}",
+            "XACT_EVENTS_TOPIC": self.topics["xact"], "CLAIMX_EVENTS_TOPIC": self.topics["claimx"],
+            "XACT_DLQ_TOPIC": self.dlq_topics["xact"], "CLAIMX_DLQ_TOPIC": self.dlq_topics["claimx"],
+            "LAKE_DIR": str(self.tmp / "lake"), "CACHE_DIR": str(self.tmp / "cache"),
+            "ALLOWED_ATTACHMENT_DOMAINS": SAMPLE_HOSTS,
+            "DEV_SIMULATOR_URL": self.sim_url, "DEV_SIMULATOR_HOSTS": SAMPLE_HOSTS,
+            "CLAIMX_API_URL": f"{self.sim_url}/claimx-api.example.com/service/cxedirest",
+            "CLAIMX_API_TOKEN": SIM_TOKEN,
+            "FLUSH_INTERVAL_SECONDS": "1",
+            "RETRY_DELAYS_SECONDS": "1,2,4",
+            **self.extra_env,
+        }
+        self.settings: Settings = load_settings(**{k.lower(): v for k, v in self.env_vars.items()})
+        self.redis = redis.Redis.from_url(self.env_vars["REDIS_URL"])
+        self.log_dir = self.tmp / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- processes ---------------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.env_vars, "PYTHONPATH": str(ROOT)}
+
+    def start_process(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start_worker(self, group: str, *, concurrency: int = 2, queues: str | None = None) -> None:
+        self.start_process(f"worker-{group}", [
+            sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", queues or WORKER_GROUPS[group],
+            "-c", str(concurrency), "-n", f"{group}-{uuid.uuid4().hex[:4]}@%h", "--loglevel", "INFO",
+            "--without-heartbeat", "--without-gossip", "--without-mingle"])
+
+    def start_dispatcher(self) -> None:
+        self.start_process("dispatcher", [sys.executable, "-m", "pipeline.cli", "dispatch"])
+
+    def start_beat(self) -> None:
+        self.start_process("beat", [sys.executable, "-m", "celery", "-A", "tasks", "beat",
+                                    "-s", str(self.tmp / "beat-schedule"), "--loglevel", "INFO"])
+
+    def start_simulator(self) -> None:
+        self.start_process("simulator", [sys.executable, "-m", "pipeline.simulator", "serve",
+                                         "--port", str(self.sim_port)])
+        self._wait(lambda: self._http_ok(f"{self.sim_url}/_sim/health"), 20, "simulator")
+
+    def start_all(self) -> None:
+        self.redis.flushdb()
+        create_topics(list(self.topics.values()) + list(self.dlq_topics.values()))
+        self.start_simulator()
+        for group in WORKER_GROUPS:
+            self.start_worker(group)
+        self.start_beat()
+        self.start_dispatcher()
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        os.killpg(proc.pid, sig)
+        proc.wait(30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+    # -- driving -----------------------------------------------------------------------------
+    def publish_file(self, domain: str, path: Path) -> int:
+        from dispatcher.publisher import publish_lines, read_lines
+
+        return publish_lines(self.settings, Domain(domain), read_lines(path))
+
+    def publish_lines(self, domain: str, lines: list[bytes]) -> int:
+        from dispatcher.publisher import publish_lines
+
+        return publish_lines(self.settings, Domain(domain), lines)
+
+    def wait_idle(self, timeout: float = 120.0) -> None:
+        from pipeline.status import kafka_lag, queue_depths, staged, unacked
+
+        topics = list(self.topics.values())
+        quiet = 0
+
+        def _idle() -> bool:
+            nonlocal quiet
+            busy = (abs(kafka_lag(self.settings, topics)) + sum(queue_depths(self.redis).values())
+                    + unacked(self.redis) + staged(self.redis)
+                    + len(self.redis.keys("pipeline:stage:*:batch")))
+            quiet = quiet + 1 if busy == 0 else 0
+            return quiet >= 3
+
+        self._wait(_idle, timeout, "pipeline idle", interval=1.0)
+
+    def table(self, table: Table) -> pl.DataFrame:
+        from writers.flush import read_table
+
+        return read_table(self.settings, table)
+
+    def lake_file(self, domain: str, blob_path: str) -> Path:
+        return self.settings.files_root / domain / blob_path
+
+    def lake_files(self, domain: str) -> dict[str, int]:
+        root = self.settings.files_root / domain
+        return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()} \
+            if root.exists() else {}
+
+    def sim(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.sim_url}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def counters(self, domain: str) -> dict[str, int]:
+        from pipeline.state import Counters
+
+        return Counters(self.redis).get(domain)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.log_dir.glob("*.log")))
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def _wait(self, predicate, timeout: float, what: str, interval: float = 0.3) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(interval)
+        raise TimeoutError(f"timed out waiting for {what}\n{self.logs()}")

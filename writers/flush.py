@@ -1,0 +1,229 @@
+"""Exactly-once flush of staged rows into Delta: one batch, one merge commit per table per flush.
+
+Algorithm for one table (one writer at a time, guarded by a Redis lock):
+
+1. Claim a batch. A batch left behind by a crashed flusher is reused with its version; otherwise a
+   Lua script atomically moves up to ``max_rows`` rows from the head of the staging list into the
+   batch list and takes the next version from the table's counter (never below the version Delta
+   already recorded, so a Redis that lost the counter cannot make new rows look committed).
+2. If Delta's application transaction for ``claims-pipeline:{table}`` is at or past the batch's
+   version, the batch was committed before a crash: drop it, write nothing.
+3. Otherwise coerce and de-duplicate the rows, create the table if missing, and run ONE
+   ``DeltaTable.merge`` whose commit records ``Transaction(app_id, version)``.
+4. Delete the batch (staged rows are dropped only after the commit that holds them).
+
+A merge that changes nothing (every key already present) makes no commit; re-running such a
+batch is harmless because the merge itself is idempotent by key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import polars as pl
+import redis
+from deltalake import DeltaTable, Transaction
+from deltalake.exceptions import TableNotFoundError
+from redis.exceptions import LockError
+
+from domains.names import Table
+from pipeline.errors import ErrorCategory, PipelineError, TransientError
+from pipeline.settings import Settings
+from writers.coerce import build_batch
+from writers.errors import classify_delta_error
+from writers.merge import merge_batch
+from writers.staging import (
+    DEFAULT_PREFIX,
+    batch_key,
+    batch_version_key,
+    lock_key,
+    stage_key,
+    version_key,
+)
+from writers.tables import TABLES, app_id, storage_options, table_uri
+
+log = logging.getLogger(__name__)
+
+#: The flush lock expires after this long if its holder dies; it is renewed right before the commit.
+LOCK_TIMEOUT_SECONDS = 900
+
+# KEYS: stage, batch, batch_version, version counter. ARGV: max_rows (0 = all), version floor.
+# Returns {version, rows in batch, reused (0/1)}; {0, 0, 0} when there is nothing to flush.
+_CLAIM_LUA = """
+local function next_version()
+  local v = redis.call('INCR', KEYS[4])
+  local floor = tonumber(ARGV[2])
+  if v <= floor then v = floor + 1; redis.call('SET', KEYS[4], v) end
+  redis.call('SET', KEYS[3], v)
+  return v
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local v = tonumber(redis.call('GET', KEYS[3]) or '')
+  if not v then v = next_version() end
+  return {v, redis.call('LLEN', KEYS[2]), 1}
+end
+local total = redis.call('LLEN', KEYS[1])
+if total == 0 then return {0, 0, 0} end
+local n = tonumber(ARGV[1])
+if n <= 0 or n >= total then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  n = total
+else
+  local i = 0
+  while i < n do
+    local last = math.min(i + 1000, n) - 1
+    redis.call('RPUSH', KEYS[2], unpack(redis.call('LRANGE', KEYS[1], i, last)))
+    i = last + 1
+  end
+  redis.call('LTRIM', KEYS[1], n, -1)
+end
+return {next_version(), n, 0}
+"""
+
+
+@dataclass
+class FlushResult:
+    """What one flush of one table did. ``rows_written`` = rows inserted + rows updated."""
+
+    table: Table
+    rows_in: int
+    rows_written: int
+    version: int | None
+    skipped_committed: bool
+    seconds: float
+    skipped_locked: bool = False
+    """Another flusher held the table's lock; nothing was done."""
+    error: str | None = None
+    """Set by :func:`flush_all` when this table's flush failed (the batch stays claimed)."""
+    error_category: ErrorCategory | None = None
+
+
+def flush_table(settings: Settings, redis_client: redis.Redis, table: Table | str, *,
+                max_rows: int | None = None, prefix: str = DEFAULT_PREFIX) -> FlushResult:
+    """Flush at most ``max_rows`` staged rows of ``table`` into Delta, exactly once.
+
+    Returns ``skipped_locked=True`` at once when another flusher holds the table's lock.
+    Raises a classified :class:`PipelineError` when Redis or the Delta write fails; the batch then
+    stays claimed and the next flush retries it under the same version.
+    """
+    table = Table(table)
+    started = time.perf_counter()
+    lock = redis_client.lock(lock_key(prefix, table), timeout=LOCK_TIMEOUT_SECONDS, blocking=False)
+    try:
+        acquired = lock.acquire(blocking=False)
+    except redis.RedisError as exc:
+        raise classify_delta_error(exc, f"flush {table}: lock") from exc
+    if not acquired:
+        return FlushResult(table, 0, 0, None, False, time.perf_counter() - started, skipped_locked=True)
+    try:
+        return _flush_locked(settings, redis_client, table, max_rows, prefix, lock, started)
+    except Exception as exc:
+        raise classify_delta_error(exc, f"flush {table}") from exc
+    finally:
+        _release(lock, table)
+
+
+def flush_all(settings: Settings, redis_client: redis.Redis, *,
+              prefix: str = DEFAULT_PREFIX) -> list[FlushResult]:
+    """One flush of every table (``settings.flush_max_rows`` rows each), in registry order.
+
+    A failing table does not stop the others: its result carries ``error``/``error_category``
+    and its batch stays claimed for the next run.
+    """
+    results = []
+    for table in TABLES:
+        try:
+            results.append(flush_table(settings, redis_client, table,
+                                       max_rows=settings.flush_max_rows, prefix=prefix))
+        except PipelineError as exc:
+            log.warning("flush failed", extra={"table": table.value, "error_category": exc.category.value,
+                                               "error": exc.message})
+            results.append(FlushResult(table, 0, 0, None, False, 0.0, error=exc.message,
+                                       error_category=exc.category))
+    return results
+
+
+def read_table(settings: Settings, table: Table | str) -> pl.DataFrame:
+    """The whole table as a polars frame (empty, with the table's schema, when it does not exist).
+
+    Reads through polars, never ``DeltaTable.to_pyarrow_table`` (which can abort the process at exit).
+    """
+    table = Table(table)
+    uri, options = table_uri(settings, table), storage_options(settings)
+    if not DeltaTable.is_deltatable(uri, storage_options=options):
+        frame = pl.from_arrow(TABLES[table].schema.empty_table())
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+    return pl.read_delta(uri, storage_options=options)
+
+
+# --- internals -------------------------------------------------------------------------------
+
+def _flush_locked(settings: Settings, redis_client: redis.Redis, table: Table, max_rows: int | None,
+                  prefix: str, lock: redis.lock.Lock, started: float) -> FlushResult:
+    spec = TABLES[table]
+    batch_list = batch_key(prefix, table)
+    if not redis_client.exists(stage_key(prefix, table), batch_list):
+        return FlushResult(table, 0, 0, None, False, time.perf_counter() - started)
+    uri, options = table_uri(settings, table), storage_options(settings)
+    committed = _committed_version(uri, options, app_id(table))
+    version, count, reused = _claim(redis_client, prefix, table, max_rows, committed or 0)
+    if count == 0:
+        return FlushResult(table, 0, 0, None, False, time.perf_counter() - started)
+    if reused and committed is not None and committed >= version:
+        _clear_batch(redis_client, prefix, table)
+        log.info("batch already committed; dropped", extra={"table": table.value, "version": version})
+        return FlushResult(table, count, 0, version, True, time.perf_counter() - started)
+
+    batch = build_batch(spec, redis_client.lrange(batch_list, 0, -1))
+    if batch.dropped_unreadable or batch.dropped_no_key:
+        log.warning("staged rows dropped", extra={"table": table.value, "unreadable": batch.dropped_unreadable,
+                                                  "no_key": batch.dropped_no_key})
+    written = 0
+    if batch.table.num_rows:
+        _renew(lock, table)
+        written = merge_batch(uri, options, spec, batch.table, Transaction(app_id(table), version))
+    _clear_batch(redis_client, prefix, table)
+    seconds = time.perf_counter() - started
+    log.info("flushed", extra={"table": table.value, "version": version, "rows_in": batch.rows_in,
+                               "rows_written": written, "seconds": round(seconds, 3)})
+    return FlushResult(table, batch.rows_in, written, version, False, seconds)
+
+
+def _claim(redis_client: redis.Redis, prefix: str, table: Table, max_rows: int | None,
+           floor: int) -> tuple[int, int, bool]:
+    keys = [stage_key(prefix, table), batch_key(prefix, table), batch_version_key(prefix, table),
+            version_key(prefix, table)]
+    version, count, reused = redis_client.eval(_CLAIM_LUA, len(keys), *keys, max(0, max_rows or 0), floor)
+    return int(version), int(count), bool(reused)
+
+
+def _clear_batch(redis_client: redis.Redis, prefix: str, table: Table) -> None:
+    redis_client.delete(batch_key(prefix, table), batch_version_key(prefix, table))
+
+
+def _committed_version(uri: str, options: dict[str, str] | None, app: str) -> int | None:
+    try:
+        return DeltaTable(uri, storage_options=options).transaction_version(app)
+    except TableNotFoundError:
+        return None
+
+
+def _renew(lock: redis.lock.Lock, table: Table) -> None:
+    """Reset the lock's TTL before the commit; refuse to commit if another flusher now holds it."""
+    try:
+        lock.reacquire()
+    except LockError:
+        raise TransientError(f"flush {table}: lock expired before commit; batch left for the next flush") from None
+
+
+def _release(lock: redis.lock.Lock, table: Table) -> None:
+    try:
+        lock.release()
+    except LockError:
+        log.warning("flush lock was lost before release", extra={"table": table.value})
+    except redis.RedisError as exc:  # the lock expires on its own; the flush result stands
+        log.warning("flush lock release failed", extra={"table": table.value, "error": type(exc).__name__})
+
