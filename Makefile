@@ -2,6 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
+export PYTHON
 
 .PHONY: install stack-up stack-down stack-status run test test-unit test-fault bench lint clean
 

@@ -89,6 +89,20 @@ def reset_state(settings: Settings) -> None:
     shutil.rmtree(settings.lake_dir, ignore_errors=True)
 
 
+def with_retries(fn, *, attempts: int = 20, delay: float = 1.0):  # noqa: ANN001, ANN201
+    """Kafka answers NOT_LEADER / COORDINATOR_LOAD_IN_PROGRESS for a while after it starts."""
+    from confluent_kafka import KafkaException
+
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+    return None
+
+
 def skip_history(settings: Settings) -> None:
     """Point the run's consumer group at the end of the raw topics, so only this run's records
     are read (the topics keep earlier runs' records)."""
@@ -152,8 +166,8 @@ def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) ->
     settings = load_settings(**{k.lower(): v for k, v in dev_environment(
         sim_port, lake_dir=lake, group="claims-dispatcher-run").items()})
     reset_state(settings)
-    skip_history(settings)
-    dlq_before = {d: topic_size(settings, settings.dlq_topic_for(d.value)) for d in Domain}
+    with_retries(lambda: skip_history(settings))
+    dlq_before = with_retries(lambda: {d: topic_size(settings, settings.dlq_topic_for(d.value)) for d in Domain})
 
     procs = Processes(log_dir=run_dir)
     celery = [sys.executable, "-m", "celery", "-A", "tasks"]

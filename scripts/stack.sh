@@ -59,12 +59,13 @@ cmd_marker() { case "$1" in redis) echo redis-server ;; kafka) echo kafka.Kafka 
 
 # Prints the pid and succeeds when the service's pid file names a live process of that service.
 owned_pid() {
-  local file pid
+  local file pid cmdline
   file="$(pid_file "$1")"
   [[ -s $file ]] || return 1
   pid="$(tr -dc '0-9' <"$file")"
   [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$(cmd_marker "$1")" || return 1
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ $cmdline == *"$(cmd_marker "$1")"* ]] || return 1
   echo "$pid"
 }
 
@@ -72,11 +73,13 @@ port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
 # Succeeds when the service on its port answers like the real thing.
 probe() {
+  local headers
   case "$1" in
     redis) [[ "$(timeout 3 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] ;;
     kafka) "${KAFKA_ADMIN[@]}" ready --bootstrap "$HOST:$KAFKA_PORT" --timeout 3 2>/dev/null ;;
-    azurite) curl -sS -m 3 -o /dev/null -D - "http://$HOST:$AZURITE_PORT/devstoreaccount1?comp=list" 2>/dev/null \
-               | grep -qi '^server: *azurite-blob' ;;
+    azurite)  # any HTTP status will do; the Server header says who answered
+      headers="$(curl -sS -m 3 -o /dev/null -D - "http://$HOST:$AZURITE_PORT/devstoreaccount1?comp=list" 2>/dev/null)" || return 1
+      [[ ${headers,,} == *"server: azurite-blob"* ]] ;;
   esac
 }
 

@@ -44,7 +44,8 @@ def merge_batch(uri: str, options: dict[str, str] | None, spec: TableSpec, batch
 
 def key_predicate(spec: TableSpec) -> str:
     operator = "IS NOT DISTINCT FROM" if len(spec.keys) > 1 else "="
-    return " AND ".join(f"{_col(TARGET, key)} {operator} {_col(SOURCE, key)}" for key in spec.keys)
+    # Parenthesised: DataFusion binds AND tighter than IS NOT DISTINCT FROM.
+    return " AND ".join(f"({_col(TARGET, key)} {operator} {_col(SOURCE, key)})" for key in spec.keys)
 
 
 def update_expressions(spec: TableSpec) -> dict[str, str]:

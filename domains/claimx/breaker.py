@@ -18,10 +18,13 @@ Which failures count is the caller's decision (:meth:`record_failure` vs :meth:`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from pipeline.errors import CircuitOpenError, TransientError
 
@@ -158,12 +161,13 @@ class CircuitBreaker:
                            self.config.success_threshold)
         return BreakerState(result.decode() if isinstance(result, bytes) else result)
 
-    def _run(self, script: object, *args: object) -> object:
-        return self._call(script, keys=[self._key], args=list(args))  # type: ignore[arg-type]
+    def _run(self, script: Script, *args: str | int) -> Any:
+        return self._call(script, keys=[self._key], args=list(args))
 
     @staticmethod
-    def _call(fn: object, *args: object, **kwargs: object) -> object:
+    def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one Redis operation; Redis trouble is transient (the caller's task is retried)."""
         try:
-            return fn(*args, **kwargs)  # type: ignore[operator]
+            return fn(*args, **kwargs)
         except redis.RedisError as exc:
             raise TransientError(f"circuit breaker state unavailable: {exc.__class__.__name__}") from exc

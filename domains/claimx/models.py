@@ -121,7 +121,7 @@ def parse_claimx_record(raw: bytes | str | dict[str, Any], *,
         video_collaboration_id=optional["video_collaboration_id"])
     try:
         return ClaimXEvent(event_id=event_id, event_type=event_type, project_id=project_id,
-                           ingested_at=ingested_at, raw_data=row, **optional)
+                           ingested_at=ingested_at, raw_data=dict(row), **optional)
     except ValidationError as exc:
         raise ClaimXParseError(f"invalid claimx record: {exc.errors()[0]['msg']}") from exc
 

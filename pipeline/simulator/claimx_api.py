@@ -27,7 +27,7 @@ API_HOST = "claimx-api.example.com"
 API_PATH = "/service/cxedirest"
 API_PREFIX = f"/{API_HOST}{API_PATH}"
 DEFAULT_TOKEN = "dGVzdDp0ZXN0"
-DEFAULT_SAMPLES_DIR = Path(__file__).parent / "samples" / "claimx_api"
+DEFAULT_SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples" / "claimx_api"
 
 _PROJECT_RE = re.compile(r"^/export/project/(\d+)(?:/(media|contacts|conversations))?/?$")
 _TASK_RE = re.compile(r"^/customTasks/assignment/(\d+)/?$")

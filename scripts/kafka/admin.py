@@ -70,7 +70,10 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> bool:
     missing = [s for s in specs if s.name not in existing]
     if missing:
         futures = admin.create_topics(
-            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=REPLICATION_FACTOR) for s in missing],
+            [
+                NewTopic(s.name, num_partitions=s.partitions, replication_factor=REPLICATION_FACTOR)
+                for s in missing
+            ],
             request_timeout=_REQUEST_TIMEOUT_SECONDS,
         )
         for name, future in futures.items():

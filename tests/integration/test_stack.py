@@ -71,7 +71,10 @@ def test_azurite__blob_port_accepts_connections_and_answers_as_azurite() -> None
 def test_stack_script__status_reports_every_service_up() -> None:
     result = subprocess.run(
         ["bash", str(REPO_ROOT / "scripts" / "stack.sh"), "status"],
-        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
         env={**os.environ, "STACK_SERVICES": "redis kafka azurite"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

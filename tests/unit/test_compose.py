@@ -52,7 +52,10 @@ def test_compose_file__passes_docker_compose_config() -> None:
     _compose_cli_or_skip()
     result = subprocess.run(
         ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
-        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr
 
@@ -66,7 +69,9 @@ def test_compose_file__every_pipeline_queue_is_served_by_a_worker_service() -> N
 def test_compose_file__workers_serve_no_unknown_queue() -> None:
     """A typo in a -Q list would leave a worker idle; every served queue must be a pipeline queue."""
     served = _worker_queues(_compose()["services"])
-    unknown = {name: queues - set(all_queues()) for name, queues in served.items() if queues - set(all_queues())}
+    unknown = {
+        name: queues - set(all_queues()) for name, queues in served.items() if queues - set(all_queues())
+    }
     assert not unknown
 
 

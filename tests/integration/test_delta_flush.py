@@ -1,0 +1,293 @@
+"""Exactly-once flush of staged rows into Delta tables on disk, against a real Redis."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+import redis
+from deltalake import DeltaTable
+
+from domains.names import Table
+from pipeline.settings import Settings, load_settings
+from writers.flush import LOCK_TIMEOUT_SECONDS, flush_all, flush_table, read_table
+from writers.staging import Stager, batch_key, batch_version_key, lock_key, stage_key, version_key
+from writers.tables import TABLES, app_id, table_uri
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(load_settings().redis_url)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("Redis is not reachable at REDIS_URL (start it with scripts/stack.sh start)")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A key namespace of this test only; every key under it is deleted afterwards."""
+    name = f"test:writers:{uuid.uuid4().hex}"
+    yield name
+    keys = list(redis_client.scan_iter(f"{name}:*"))
+    if keys:
+        redis_client.delete(*keys)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(lake_dir=tmp_path / "lake")
+
+
+def _events(*trace_ids: str, **extra: object) -> list[dict[str, object]]:
+    return [{"trace_id": t, "type": "verisk.claims.property.xn.documentsReceived",
+             "ingested_at": "2026-01-05T14:02:11.120Z", **extra} for t in trace_ids]
+
+
+def _flush(settings: Settings, client: redis.Redis, prefix: str, table: Table, **kw: object):
+    return flush_table(settings, client, table, prefix=prefix, **kw)  # type: ignore[arg-type]
+
+
+def test_flush__writes_staged_rows_once_and_records_the_batch_version(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    assert stager.stage(Table.XACT_EVENTS, _events("t1", "t2", "t3")) == 3
+    result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    assert (result.rows_in, result.rows_written, result.version, result.skipped_committed) == (3, 3, 1, False)
+    frame = read_table(settings, Table.XACT_EVENTS)
+    assert sorted(frame["trace_id"].to_list()) == ["t1", "t2", "t3"]
+    assert frame.columns == TABLES[Table.XACT_EVENTS].schema.names
+    assert stager.pending(Table.XACT_EVENTS) == 0 and stager.in_flight(Table.XACT_EVENTS) == 0
+    uri = table_uri(settings, Table.XACT_EVENTS)
+    assert DeltaTable(uri).transaction_version(app_id(Table.XACT_EVENTS)) == 1
+    assert DeltaTable(uri).metadata().partition_columns == ["event_date"]
+
+
+def test_flush__batch_committed_before_a_crash_is_dropped_not_written_twice(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    Stager(redis_client, prefix).stage(Table.XACT_EVENTS, _events("t1", "t2"))
+    first = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    table_version = DeltaTable(table_uri(settings, Table.XACT_EVENTS)).version()
+    # The state a flusher leaves when it dies between the Delta commit and deleting its batch:
+    redis_client.rpush(batch_key(prefix, Table.XACT_EVENTS), *[
+        '{"trace_id":"t1"}', '{"trace_id":"t-new"}'])
+    redis_client.set(batch_version_key(prefix, Table.XACT_EVENTS), first.version)
+
+    again = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+
+    assert again.skipped_committed and again.rows_written == 0 and again.version == first.version
+    assert read_table(settings, Table.XACT_EVENTS).height == 2
+    assert DeltaTable(table_uri(settings, Table.XACT_EVENTS)).version() == table_version
+    assert not redis_client.exists(batch_key(prefix, Table.XACT_EVENTS),
+                                   batch_version_key(prefix, Table.XACT_EVENTS))
+
+
+def test_flush__batch_claimed_but_not_committed_is_written_under_its_version(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    stager.stage(Table.XACT_EVENTS, _events("later"))
+    # A flusher claimed version 7 and died before its commit.
+    redis_client.rpush(batch_key(prefix, Table.XACT_EVENTS), '{"trace_id":"claimed"}')
+    redis_client.set(batch_version_key(prefix, Table.XACT_EVENTS), 7)
+    redis_client.set(version_key(prefix, Table.XACT_EVENTS), 7)
+
+    resumed = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    assert (resumed.version, resumed.rows_written, resumed.skipped_committed) == (7, 1, False)
+    assert read_table(settings, Table.XACT_EVENTS)["trace_id"].to_list() == ["claimed"]
+    assert stager.pending(Table.XACT_EVENTS) == 1, "rows staged after the claim wait for the next flush"
+
+    following = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    assert following.version == 8 and following.rows_written == 1
+    assert DeltaTable(table_uri(settings, Table.XACT_EVENTS)).transaction_version(app_id(Table.XACT_EVENTS)) == 8
+
+
+def test_flush__redis_that_lost_its_version_counter_still_writes_new_rows(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    for trace in ("a", "b", "c"):
+        stager.stage(Table.XACT_EVENTS, _events(trace))
+        _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    redis_client.delete(version_key(prefix, Table.XACT_EVENTS))  # e.g. Redis restored from an old snapshot
+
+    stager.stage(Table.XACT_EVENTS, _events("d"))
+    result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    assert result.version == 4 and result.rows_written == 1 and not result.skipped_committed
+    assert sorted(read_table(settings, Table.XACT_EVENTS)["trace_id"].to_list()) == ["a", "b", "c", "d"]
+
+
+def test_flush__insert_new_never_updates_an_existing_key(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    stager.stage(Table.XACT_EVENTS, _events("t1", note="first") + _events("t1", note="dup in batch"))
+    _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    stager.stage(Table.XACT_EVENTS, _events("t1", note="redelivered") + _events("t2"))
+    result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    assert result.rows_written == 1
+    frame = read_table(settings, Table.XACT_EVENTS).sort("trace_id")
+    assert frame.select("trace_id", "note").rows() == [("t1", "first"), ("t2", None)]
+
+
+def test_flush__upsert_never_overwrites_with_null_and_keeps_created_at(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    stager.stage(Table.CLAIMX_PROJECTS, [{"project_id": "5010001", "status": "Active", "city": "Sampleville",
+                                          "year_built": "1987", "created_at": "2026-01-05T17:01:11Z"}])
+    _flush(settings, redis_client, prefix, Table.CLAIMX_PROJECTS)
+    # A flag-only row (XA-linking event) carries only some columns:
+    stager.stage(Table.CLAIMX_PROJECTS, [{"project_id": "5010001", "xa_autolink_fail": "true",
+                                          "xa_autolink_fail_at": "2026-01-06T09:00:00Z",
+                                          "created_at": "2026-01-06T09:00:00Z"}])
+    result = _flush(settings, redis_client, prefix, Table.CLAIMX_PROJECTS)
+    assert result.rows_written == 1
+    [row] = read_table(settings, Table.CLAIMX_PROJECTS).to_dicts()
+    assert (row["status"], row["city"], row["year_built"], row["xa_autolink_fail"]) == (
+        "Active", "Sampleville", 1987, True)
+    assert row["created_at"].isoformat() == "2026-01-05T17:01:11+00:00"
+    assert row["updated_at"] > row["created_at"]
+
+
+def test_flush__templates_update_only_when_modified_date_changes(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+
+    def stage_and_flush(name: str, modified: str | None) -> int:
+        stager.stage(Table.CLAIMX_TASK_TEMPLATES, [{"task_id": 45001, "name": name, "modified_date": modified}])
+        return _flush(settings, redis_client, prefix, Table.CLAIMX_TASK_TEMPLATES).rows_written
+
+    assert stage_and_flush("v1", "2025-06-01T00:00:00") == 1
+    assert stage_and_flush("v1-same-date", "2025-06-01T00:00:00") == 0
+    assert read_table(settings, Table.CLAIMX_TASK_TEMPLATES)["name"].to_list() == ["v1"]
+    assert stage_and_flush("v2", "2025-07-01T00:00:00") == 1
+    assert read_table(settings, Table.CLAIMX_TASK_TEMPLATES)["name"].to_list() == ["v2"]
+
+
+def test_flush__composite_key_with_null_part_stays_one_row(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    contact = {"project_id": "5010001", "contact_email": None, "contact_type": "POLICYHOLDER"}
+    stager.stage(Table.CLAIMX_CONTACTS, [{**contact, "first_name": "Jordan"}])
+    _flush(settings, redis_client, prefix, Table.CLAIMX_CONTACTS)
+    stager.stage(Table.CLAIMX_CONTACTS, [{**contact, "last_name": "Testperson"},
+                                         {**contact, "contact_type": "CLAIM_REP"}])
+    _flush(settings, redis_client, prefix, Table.CLAIMX_CONTACTS)
+    frame = read_table(settings, Table.CLAIMX_CONTACTS).sort("contact_type", descending=True)
+    assert frame.select("contact_type", "first_name", "last_name").rows() == [
+        ("POLICYHOLDER", "Jordan", "Testperson"), ("CLAIM_REP", None, None)]
+
+
+def test_flush__max_rows_takes_the_oldest_rows_first(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    stager.stage(Table.XACT_EVENTS, _events(*[f"t{i:02d}" for i in range(25)]))
+    result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS, max_rows=10)
+    assert result.rows_written == 10 and stager.pending(Table.XACT_EVENTS) == 15
+    assert sorted(read_table(settings, Table.XACT_EVENTS)["trace_id"].to_list()) == [f"t{i:02d}" for i in range(10)]
+    assert redis_client.lindex(stage_key(prefix, Table.XACT_EVENTS), 0).decode().find('"t10"') > 0
+
+
+def test_flush__held_lock_means_skip_without_touching_anything(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    stager.stage(Table.XACT_EVENTS, _events("t1"))
+    other = redis_client.lock(lock_key(prefix, Table.XACT_EVENTS), timeout=LOCK_TIMEOUT_SECONDS)
+    assert other.acquire(blocking=False)
+    try:
+        result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    finally:
+        other.release()
+    assert result.skipped_locked and result.rows_written == 0
+    assert stager.pending(Table.XACT_EVENTS) == 1
+    assert not DeltaTable.is_deltatable(table_uri(settings, Table.XACT_EVENTS))
+
+
+def test_flush__concurrent_stagers_and_flushers_write_every_key_exactly_once(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    keys_per_stager, stagers = 200, 4
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def stage(worker: int) -> None:
+        stager = Stager(redis.Redis.from_url(settings.redis_url), prefix)
+        for i in range(keys_per_stager):  # every key staged twice: a redelivered write task
+            rows = [{"media_id": f"m{worker}-{i}", "bytes_downloaded": i}]
+            stager.stage(Table.XACT_ATTACHMENTS, rows + rows)
+
+    def flush() -> None:
+        client = redis.Redis.from_url(settings.redis_url)
+        try:
+            while not done.is_set():
+                _flush(settings, client, prefix, Table.XACT_ATTACHMENTS, max_rows=150)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    flushers = [threading.Thread(target=flush) for _ in range(3)]
+    staging = [threading.Thread(target=stage, args=(w,)) for w in range(stagers)]
+    for thread in flushers + staging:
+        thread.start()
+    for thread in staging:
+        thread.join()
+    done.set()
+    for thread in flushers:
+        thread.join()
+    while _flush(settings, redis_client, prefix, Table.XACT_ATTACHMENTS).rows_in:
+        pass
+
+    assert not errors
+    frame = read_table(settings, Table.XACT_ATTACHMENTS)
+    assert frame.height == keys_per_stager * stagers
+    assert frame["media_id"].n_unique() == frame.height
+
+
+def test_flush__unreadable_and_keyless_rows_do_not_block_the_table(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    redis_client.rpush(stage_key(prefix, Table.XACT_EVENTS), "{truncated", '{"note":"no key"}',
+                       '{"trace_id":"ok","ingested_at":"garbage-time"}')
+    result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    assert (result.rows_in, result.rows_written) == (3, 1)
+    [row] = read_table(settings, Table.XACT_EVENTS).to_dicts()
+    assert row["trace_id"] == "ok" and row["ingested_at"] is None and row["event_date"] is not None
+    assert not redis_client.exists(batch_key(prefix, Table.XACT_EVENTS))
+
+
+def test_flush_all__creates_every_table_with_its_schema(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    stager = Stager(redis_client, prefix)
+    for table, spec in TABLES.items():
+        stager.stage(table, [{key: "1" for key in spec.keys}])
+    results = {r.table: r for r in flush_all(settings, redis_client, prefix=prefix)}
+    assert set(results) == set(Table)
+    for table, spec in TABLES.items():
+        assert results[table].rows_written == 1 and results[table].error is None, table
+        frame = read_table(settings, table)
+        expected = pl.from_arrow(spec.schema.empty_table())
+        assert frame.schema == expected.schema, table
+        assert DeltaTable(table_uri(settings, table)).metadata().partition_columns == list(spec.partition_by)
+    again = flush_all(settings, redis_client, prefix=prefix)
+    assert all(r.rows_in == 0 and r.version is None for r in again)
+
+
+def test_read_table__missing_table_is_empty_with_the_schema(settings: Settings) -> None:
+    frame = read_table(settings, Table.CLAIMX_VIDEO_COLLAB)
+    assert frame.height == 0
+    assert frame.columns == TABLES[Table.CLAIMX_VIDEO_COLLAB].schema.names
+
+
+def test_flush__table_created_by_an_older_schema_gains_new_columns(
+        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    uri = table_uri(settings, Table.CLAIMX_ATTACHMENTS)
+    old = pa.schema([("media_id", pa.string()), ("project_id", pa.string())])
+    DeltaTable.create(uri, schema=old)
+    Stager(redis_client, prefix).stage(Table.CLAIMX_ATTACHMENTS, [
+        {"media_id": "880001", "project_id": "5010001", "bytes_downloaded": 2048, "content_type": "image/jpeg"}])
+    assert _flush(settings, redis_client, prefix, Table.CLAIMX_ATTACHMENTS).rows_written == 1
+    [row] = read_table(settings, Table.CLAIMX_ATTACHMENTS).to_dicts()
+    assert (row["bytes_downloaded"], row["content_type"]) == (2048, "image/jpeg")
