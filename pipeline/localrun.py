@@ -152,6 +152,21 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def check_expectations(summary, domains: list[Domain]) -> bool:  # noqa: ANN001 - status.Summary
+    """Print the sample expectations next to the run's figures; True when all match."""
+    from pipeline.expectations import actual_figures, claimx_figures, compare, xact_figures
+
+    ok = True
+    for domain in domains:
+        figures = {Domain.XACT: xact_figures, Domain.CLAIMX: claimx_figures}[domain](
+            SAMPLES / "expected" / f"{domain.value}_expectations.json")
+        lines = compare(figures, actual_figures(domain.value, summary))
+        print(f"[{domain.value}] against samples/expected/{domain.value}_expectations.json")
+        print("\n".join(lines))
+        ok = ok and not any(line.endswith("MISMATCH") for line in lines)
+    return ok
+
+
 def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) -> int:
     from dispatcher.publisher import publish_lines, read_lines
     from pipeline.report import render_summary
@@ -201,9 +216,10 @@ def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) ->
         summary.extra["pipeline idle"] = "yes" if idle else f"NO (timed out after {timeout_seconds:.0f} s)"
         summary.extra["process logs"] = str(run_dir)
         print(render_summary(summary))
+        matches = check_expectations(summary, domains)
         if keep_running:
             print("services left running; stop them with Ctrl-C")
             signal.pause()
-        return 0 if idle and flower_up else 1
+        return 0 if idle and flower_up and matches else 1
     finally:
         procs.stop_all()

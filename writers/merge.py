@@ -37,7 +37,8 @@ def merge_batch(uri: str, options: dict[str, str] | None, spec: TableSpec, batch
         commit_properties=CommitProperties(app_transactions=[transaction]),
     )
     if spec.mode is not MergeMode.INSERT_NEW:
-        merger = merger.when_matched_update(update_expressions(spec), predicate=update_condition(spec))
+        existing = frozenset(field.name for field in table.schema().fields)
+        merger = merger.when_matched_update(update_expressions(spec, existing), predicate=update_condition(spec))
     metrics = merger.when_not_matched_insert_all().execute()
     return int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
 
@@ -48,11 +49,17 @@ def key_predicate(spec: TableSpec) -> str:
     return " AND ".join(f"({_col(TARGET, key)} {operator} {_col(SOURCE, key)})" for key in spec.keys)
 
 
-def update_expressions(spec: TableSpec) -> dict[str, str]:
-    updates = {col: f"coalesce({_col(SOURCE, col)}, {_col(TARGET, col)})" for col in spec.update_columns}
+def update_expressions(spec: TableSpec, target_columns: frozenset[str] | None = None) -> dict[str, str]:
+    """SET clauses of a matched row. A column the target does not have yet (a table created by an
+    older schema, evolved by this merge) simply takes the source value."""
+    def has(col: str) -> bool:
+        return target_columns is None or col in target_columns
+
+    updates = {col: f"coalesce({_col(SOURCE, col)}, {_col(TARGET, col)})" if has(col) else _col(SOURCE, col)
+               for col in spec.update_columns}
     for col in spec.preserve:
         if col not in spec.keys:
-            updates[col] = f"coalesce({_col(TARGET, col)}, {_col(SOURCE, col)})"
+            updates[col] = f"coalesce({_col(TARGET, col)}, {_col(SOURCE, col)})" if has(col) else _col(SOURCE, col)
     return updates
 
 

@@ -37,8 +37,9 @@ class MergeMode(StrEnum):
 class TableSpec:
     """What the flusher needs to know about one table.
 
-    ``derived_dates`` pairs a date column with the timestamp column it is the UTC date of; the
-    flusher fills the date when a row leaves it null (a partition column is never null).
+    ``derived_dates`` pairs a date column with a timestamp column it is the UTC date of; the
+    flusher fills the date from the first pair whose timestamp is set when a row leaves it null
+    (so a partition column is never null: ``created_at`` is the last resort, always set).
     """
 
     name: Table
@@ -76,12 +77,12 @@ def _spec(name: Table, schema: pa.Schema, keys: tuple[str, ...], mode: MergeMode
 
 TABLES: dict[Table, TableSpec] = {spec.name: spec for spec in (
     _spec(Table.XACT_EVENTS, schemas.XACT_EVENTS, ("trace_id",), MergeMode.INSERT_NEW, ("event_date",),
-          (("event_date", "ingested_at"), ("created_date", "created_at"))),
+          (("event_date", "ingested_at"), ("event_date", "created_at"), ("created_date", "created_at"))),
     _spec(Table.XACT_ATTACHMENTS, schemas.XACT_ATTACHMENTS, ("media_id",), MergeMode.INSERT_NEW,
           ("event_date",), (("event_date", "created_at"),)),
     _spec(Table.XACT_ATTACHMENTS_FAILED, schemas.XACT_ATTACHMENTS_FAILED, ("media_id",), MergeMode.UPSERT),
     _spec(Table.CLAIMX_EVENTS, schemas.CLAIMX_EVENTS, ("event_id",), MergeMode.INSERT_NEW, ("event_date",),
-          (("event_date", "ingested_at"),)),
+          (("event_date", "ingested_at"), ("event_date", "created_at"))),
     _spec(Table.CLAIMX_PROJECTS, schemas.CLAIMX_PROJECTS, ("project_id",), MergeMode.UPSERT),
     _spec(Table.CLAIMX_CONTACTS, schemas.CLAIMX_CONTACTS, ("project_id", "contact_email", "contact_type"),
           MergeMode.UPSERT, derived_dates=(("created_date", "created_at"),)),

@@ -130,3 +130,8 @@ def test_encode_row__datetimes_and_decimals_are_exact_strings() -> None:
     assert encoded == {"at": "2026-01-05T00:00:00+00:00", "d": "2026-01-05", "n": "12.50"}
     with pytest.raises(TypeError):
         encode_row({"x": object()})
+
+
+def test_build_batch__partition_date_falls_back_to_write_date_when_event_time_is_unreadable() -> None:
+    [row] = _batch(Table.CLAIMX_EVENTS, [{"event_id": "e1", "ingested_at": "garbage"}]).table.to_pylist()
+    assert row["ingested_at"] is None and row["event_date"] == NOW.date()

@@ -31,3 +31,10 @@ def test_update_condition__only_templates_compare_modified_date() -> None:
     assert update_condition(TABLES[Table.CLAIMX_TASKS]) is None
     condition = update_condition(TABLES[Table.CLAIMX_TASK_TEMPLATES])
     assert condition == '(s."modified_date" <> t."modified_date") OR (t."modified_date" IS NULL)'
+
+
+def test_update_expressions__column_missing_from_an_older_target_takes_the_source_value() -> None:
+    updates = update_expressions(TABLES[Table.CLAIMX_ATTACHMENTS], frozenset({"media_id", "project_id"}))
+    assert updates["project_id"] == 'coalesce(s."project_id", t."project_id")'
+    assert updates["content_type"] == 's."content_type"'
+    assert updates["created_at"] == 's."created_at"'
