@@ -160,7 +160,9 @@ def task_rows(task: dict[str, Any], *, project_id: str, assignment_id: str, even
             project_id, email, "POLICYHOLDER", event_id, now,
             first_name=text(link.get("firstName")), last_name=text(link.get("lastName")),
             phone_number=text(link.get("phone")), phone_country_code=integer(link.get("phoneCountryCode")),
-            is_primary_contact=False, task_assignment_id=assignment)
+            # None, not False: the task response knows nothing of the primary flag, and a merge
+            # must not let it overwrite the project's answer (order of events would decide).
+            is_primary_contact=None, task_assignment_id=assignment)
     return task_row, template_row, link_row, contact
 
 

@@ -174,7 +174,7 @@ def test_onelake__service_errors_are_classified(adls: FakeAdlsServer, tmp_path: 
 
 def test_onelake__sdk_retries_a_transient_fault_then_succeeds(adls: FakeAdlsServer, tmp_path: Path) -> None:
     store = OneLakeFileStore(ROOTS, AzureNamedKeyCredential(ACCOUNT, KEY), account_url=adls.account_url(ACCOUNT),
-                             retry_total=2)
+                             retry_total=2, retry_backoff_seconds=0.1)
     adls.inject_fault(503, "ServerBusy", method="PUT")
     store.put_file(Domain.XACT, "retried.bin", _file(tmp_path, b"ok"))
     assert store.read_bytes(Domain.XACT, "retried.bin") == b"ok"

@@ -56,12 +56,13 @@ class OneLakeFileStore:
 
     ``account_url`` overrides the ``https://<host>`` derived from the roots (an emulator or a
     test server such as ``http://127.0.0.1:<port>/<account>``). ``retry_total`` bounds the SDK's
-    own retries of 5xx/timeouts before a :class:`PipelineError` reaches the task.
+    own retries of 5xx/timeouts (first after ``retry_backoff_seconds``, growing exponentially)
+    before a :class:`PipelineError` reaches the task, whose Celery retry policy takes over.
     """
 
     def __init__(self, roots: dict[Domain, str], credential: Any, *, account_url: str | None = None,
-                 retry_total: int = 3, timeout_seconds: float = TIMEOUT_SECONDS,
-                 max_concurrency: int = 4) -> None:
+                 retry_total: int = 3, retry_backoff_seconds: float = 2.0,
+                 timeout_seconds: float = TIMEOUT_SECONDS, max_concurrency: int = 4) -> None:
         if not roots:
             raise ConfigError("OneLakeFileStore needs at least one domain root")
         self._roots = {Domain(domain): parse_abfss(uri) for domain, uri in roots.items()}
@@ -72,6 +73,7 @@ class OneLakeFileStore:
             if url not in self._services:
                 self._services[url] = DataLakeServiceClient(
                     url, credential=credential, retry_total=retry_total,
+                    initial_backoff=retry_backoff_seconds, increment_base=2,
                     connection_timeout=timeout_seconds, read_timeout=timeout_seconds)
         self._account_url = account_url
 

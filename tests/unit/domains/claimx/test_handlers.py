@@ -142,7 +142,7 @@ def test_handle__task_event_maps_task_template_link_and_link_contact(api: Sample
     link_contact = [c for c in rows.contacts if c["task_assignment_id"] is not None]
     assert len(link_contact) == 1
     assert link_contact[0]["task_assignment_id"] == 7700001
-    assert link_contact[0]["is_primary_contact"] is False
+    assert link_contact[0]["is_primary_contact"] is None  # unknown to the task API; never overrides the project
     assert link_contact[0]["contact_type"] == "POLICYHOLDER"
 
 
