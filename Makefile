@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 export PYTHON
 
-.PHONY: install stack-up stack-down stack-status run test test-unit test-fault bench lint clean
+.PHONY: docs install stack-up stack-down stack-status run test test-unit test-fault bench lint clean
 
 install:            ## Python package + test tools, and the local stack's services (Redis, Kafka, Azurite)
 	$(PIP) install -q -e '.[test]'
@@ -34,6 +34,9 @@ test-fault: stack-up  ## the long fault runs (kill workers/dispatcher, restart s
 bench: stack-up     ## benchmarks (each compares against its baseline in the same run)
 	$(PYTHON) bench/bench_flush.py
 	$(PYTHON) bench/bench_dispatch.py
+
+docs:               ## regenerate the README settings table from pipeline/settings.py
+	$(PYTHON) scripts/update_readme.py
 
 lint:
 	$(PYTHON) -m ruff check .

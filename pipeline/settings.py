@@ -37,7 +37,8 @@ def _split(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False,
+                                      use_attribute_docstrings=True)
 
     # --- Broker (Celery on Redis) and shared state -------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -49,21 +50,33 @@ class Settings(BaseSettings):
     retry_delays_seconds: IntList = Field(default_factory=lambda: [300, 600, 1200, 2400])
     """Retry countdowns for transient/auth/unknown failures; retries = len(list) (SPEC §6.3)."""
     retry_jitter: bool = True
+    """Spread each retry countdown by +/-10 % so a burst of failures does not return as a burst."""
 
     # --- Kafka / Event Hubs -----------------------------------------------------------------
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    """Kafka brokers (Event Hubs: ``<namespace>.servicebus.windows.net:9093``)."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """librdkafka ``security.protocol``."""
     kafka_sasl_mechanism: str | None = None
+    """``PLAIN``, ``SCRAM-SHA-512``, … (with the username/password below)."""
     kafka_sasl_username: str | None = None
+    """SASL user name."""
     kafka_sasl_password: SecretStr | None = None
+    """SASL password (secret)."""
     eventhub_connection_string: SecretStr | None = None
     """When set: SASL_SSL + PLAIN with username ``$ConnectionString`` (Azure Event Hubs)."""
     kafka_consumer_group: str = "claims-dispatcher"
+    """Consumer group of the dispatchers; run N dispatchers in one group to scale."""
     kafka_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a new consumer group starts."""
     xact_events_topic: str = "xact.events.raw"
+    """Raw xact events topic."""
     claimx_events_topic: str = "claimx.events.raw"
+    """Raw claimx events topic."""
     xact_dlq_topic: str = "xact.events.dlq"
+    """Where xact records that cannot be parsed go (error in headers)."""
     claimx_dlq_topic: str = "claimx.events.dlq"
+    """Where claimx records that cannot be parsed go (error in headers)."""
     dispatch_batch_size: int = 500
     """Records polled per dispatcher batch; offsets are committed after each batch is enqueued."""
     dispatch_dedup_ttl_seconds: int = 24 * 3600
@@ -75,41 +88,60 @@ class Settings(BaseSettings):
     tables_uri: str | None = None
     """Delta tables root; a local path or ``abfss://…/Tables/dbo``. Default ``{lake_dir}/tables``."""
     file_store: Literal["local", "onelake"] = "local"
+    """Where attachment files go: ``local`` (``{lake_dir}/files``) or ``onelake`` (ADLS Gen2)."""
     onelake_xact_path: str | None = None
+    """``abfss://<ws>@onelake.dfs.fabric.microsoft.com/<lakehouse>/Files/veriskPipeline/xact``."""
     onelake_claimx_path: str | None = None
+    """The claimx files root, same form, ending in ``/claimx``."""
     azure_storage_connection_string: SecretStr | None = None
     """Only for Delta on Azurite / a storage account by connection string (tests, dev)."""
     cache_dir: Path = Path("/tmp/claims_pipeline_cache")
+    """Download cache; a file waits here between ``download`` and ``upload``."""
     shared_cache: bool = False
     """True when ``cache_dir`` is shared by all hosts: upload may then run on any host."""
     flush_interval_seconds: float = 5.0
+    """Beat schedule of the batcher (``pipeline.flush``)."""
     flush_max_rows: int = 100_000
+    """Most rows one table flush takes from staging (one Delta commit)."""
 
     # --- Downloads --------------------------------------------------------------------------
     allowed_attachment_domains: CommaList = Field(default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS))
     """Exact hosts or ``*.suffix`` entries."""
     max_download_bytes: int = 2 * 1024**3
+    """Largest attachment accepted (default 2 GiB); larger is a permanent failure."""
     download_timeout_seconds: float = 60.0
+    """Total time one download may take."""
     download_read_timeout_seconds: float = 30.0
+    """Longest silence on a download socket."""
     max_redirects: int = 5
+    """Redirect hops followed, each re-validated against the allow-list."""
 
     # --- Development only (off by default) --------------------------------------------------
     dev_simulator_url: str | None = None
     """DEV ONLY. When set, downloads from ``dev_simulator_hosts`` are fetched from this base URL
     (``{base}/{host}/{path}``) after the production URL checks passed on the original URL."""
     dev_simulator_hosts: CommaList = Field(default_factory=list)
+    """DEV ONLY. Hosts served by ``dev_simulator_url`` (must also be on the allow-list)."""
 
     # --- ClaimX API -------------------------------------------------------------------------
     claimx_api_url: str = "https://www.claimxperience.com/service/cxedirest"
+    """ClaimX REST base URL."""
     claimx_api_token: SecretStr | None = None
+    """ClaimX Basic token (base64 ``user:password``), secret; required by enrich workers."""
     claimx_api_timeout_seconds: float = 30.0
+    """ClaimX read timeout."""
     claimx_api_connect_timeout_seconds: float = 5.0
+    """ClaimX connect timeout."""
     claimx_api_rate_per_second: float = 20.0
     """Request-rate limit shared by all workers on all hosts (a token bucket in Redis)."""
     claimx_sender_username: str = "user@example.com"
+    """``senderUsername`` of ClaimX report requests (``POST /data``)."""
     project_cache_ttl_seconds: int = 3600
+    """A project fetched within this time is not fetched again (media/task/video/policyholder)."""
     project_cache_enabled: bool = True
+    """Off = re-fetch the project on every event (CURRENT behaviour)."""
     url_refresh_max: int = 2
+    """Refreshes of an expired/refused ClaimX media link per download task."""
 
     # --- Eventhouse poller ------------------------------------------------------------------
     xact_eventhouse_cluster_url: str | None = None
@@ -124,7 +156,7 @@ class Settings(BaseSettings):
 
     # --- Runtime ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json_logs: bool = False
+    """Log level of the ``pipeline`` commands."""
 
     _split_lists = field_validator(
         "allowed_attachment_domains", "dev_simulator_hosts", mode="before")(_split)

@@ -8,14 +8,18 @@ for good. Rules (SPEC §4.4.1 "value coercion", §4.5 "writers coerce ISO string
 * dates: ``YYYY-MM-DD`` or any ISO timestamp (its UTC date);
 * ints: ints, integral floats, numeric strings; floats likewise; bools: ``true/1/yes`` and
   ``false/0/no`` (case-insensitive) or real booleans;
-* strings: as is; objects and lists as JSON; other scalars ``str()``-ed;
+* strings: as is; numbers and booleans as their JSON text; objects and lists as JSON text;
 * columns a row does not carry are null; keys not in the schema are dropped.
+
+Rows arrive as NDJSON (one JSON object per line, as :func:`writers.staging.encode_row` writes
+them) and are parsed natively by polars with every column read as text, then converted.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -41,38 +45,63 @@ class Batch:
     dropped_no_key: int
 
 
-def build_batch(spec: TableSpec, raw_rows: Iterable[bytes | str], now: datetime | None = None) -> Batch:
-    """Decode, coerce, default and de-duplicate staged rows for ``spec``'s table.
+def build_batch(spec: TableSpec, ndjson: bytes, now: datetime | None = None) -> Batch:
+    """Decode, coerce, de-duplicate and default staged rows (newline-separated JSON objects).
 
-    Rows that are not JSON objects, and rows whose key columns are all null, are dropped (and
+    Lines that are not JSON objects, and rows whose key columns are all null, are dropped (and
     counted): neither can ever be merged by key. Duplicate keys are combined (:func:`combine`).
     """
     now = now or datetime.now(UTC)
-    decoded: list[dict[str, Any]] = []
-    unreadable = rows_in = 0
-    for raw in raw_rows:
-        rows_in += 1
-        try:
-            row = json.loads(raw)
-        except (ValueError, TypeError):
-            row = None
-        if isinstance(row, dict):
-            decoded.append(row)
-        else:
-            unreadable += 1
-    table = coerce_rows(spec, decoded)
+    frame, rows_in, unreadable = read_rows(spec, ndjson)
+    table = coerce_frame(spec, frame)
     keyed = _drop_keyless(table, spec.keys)
     return Batch(table=fill_defaults(combine(keyed, spec), spec, now), rows_in=rows_in,
                  dropped_unreadable=unreadable, dropped_no_key=table.num_rows - keyed.num_rows)
 
 
-def coerce_rows(spec: TableSpec, rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows -> Arrow table in ``spec.schema`` (missing columns and unreadable values null)."""
+def read_rows(spec: TableSpec, ndjson: bytes) -> tuple[pl.DataFrame, int, int]:
+    """NDJSON -> a frame with one String column per table column (JSON scalars as text, objects
+    and lists as JSON); returns ``(frame, rows_in, unreadable)``.
+
+    The whole batch is parsed natively in one call; only when some line is not a JSON object does
+    it fall back to line-by-line decoding to drop exactly those lines.
+    """
+    lines = [line for line in ndjson.split(b"\n") if line.strip()]
+    schema: dict[str, pl.DataType] = {name: pl.String() for name in spec.schema.names}
+    try:
+        return pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema), len(lines), 0
+    except pl.exceptions.PolarsError:
+        good = [line for line in lines if isinstance(_loads(line), dict)]
+        frame = pl.read_ndjson(io.BytesIO(b"\n".join(good)), schema=schema)
+        return frame, len(lines), len(lines) - len(good)
+
+
+def coerce_frame(spec: TableSpec, frame: pl.DataFrame) -> pa.Table:
+    """String frame -> Arrow table in ``spec.schema``.
+
+    Each distinct text of a non-string column is converted once (``to_int``, ``to_timestamp``, …)
+    and the result is mapped back onto the column with Arrow kernels, so the Python work grows
+    with the number of distinct values, not with rows x columns.
+    """
     arrays = []
     for field in spec.schema:
+        texts = frame.get_column(field.name).to_arrow().cast(pa.string())
+        if pa.types.is_string(field.type):
+            arrays.append(texts)
+            continue
         convert = _converter(field.type)
-        arrays.append(pa.array([convert(row.get(field.name)) for row in rows], type=field.type))
+        distinct = pc.unique(texts.drop_null()).to_pylist()
+        converted = pa.array([convert(text) for text in distinct], type=field.type)
+        positions = pc.index_in(texts, value_set=pa.array(distinct, type=pa.string()))
+        arrays.append(converted.take(positions))
     return pa.Table.from_arrays(arrays, schema=spec.schema)
+
+
+def _loads(line: bytes) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def fill_defaults(table: pa.Table, spec: TableSpec, now: datetime) -> pa.Table:
@@ -127,8 +156,6 @@ def _drop_keyless(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 # --- value converters ------------------------------------------------------------------------
 
 def _converter(dtype: pa.DataType) -> Callable[[Any], Any]:
-    if pa.types.is_string(dtype):
-        return to_str
     if pa.types.is_integer(dtype):
         return to_int
     if pa.types.is_floating(dtype):
@@ -140,14 +167,6 @@ def _converter(dtype: pa.DataType) -> Callable[[Any], Any]:
     if pa.types.is_date(dtype):
         return to_date
     raise TypeError(f"no coercion for Arrow type {dtype}")
-
-
-def to_str(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool | dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return str(value)
 
 
 def to_int(value: Any) -> int | None:
@@ -194,7 +213,10 @@ def to_bool(value: Any) -> bool | None:
         return bool(value)
     if isinstance(value, str):
         text = value.strip().lower()
-        return True if text in _TRUE else False if text in _FALSE else None
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        number = to_float(text)
+        return None if number is None else number != 0
     return None
 
 
@@ -218,7 +240,7 @@ def to_date(value: Any) -> date | None:
         return value
     if isinstance(value, str):
         text = value.strip()
-        if len(text) == 10:
+        if len(text) == 10:  # a plain date
             try:
                 return date.fromisoformat(text)
             except ValueError:

@@ -82,6 +82,10 @@ end
 return {next_version(), n, 0}
 """
 
+# KEYS: list. ARGV: start, stop. Returns the items in that range joined by newlines.
+_JOIN_LUA = "return table.concat(redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2]), '\\n')"
+_READ_CHUNK_ROWS = 5_000
+
 
 @dataclass
 class FlushResult:
@@ -177,7 +181,7 @@ def _flush_locked(settings: Settings, redis_client: redis.Redis, table: Table, m
         log.info("batch already committed; dropped", extra={"table": table.value, "version": version})
         return FlushResult(table, count, 0, version, True, time.perf_counter() - started)
 
-    batch = build_batch(spec, redis_client.lrange(batch_list, 0, -1))
+    batch = build_batch(spec, _read_batch(redis_client, batch_list, count))
     if batch.dropped_unreadable or batch.dropped_no_key:
         log.warning("staged rows dropped", extra={"table": table.value, "unreadable": batch.dropped_unreadable,
                                                   "no_key": batch.dropped_no_key})
@@ -198,6 +202,13 @@ def _claim(redis_client: redis.Redis, prefix: str, table: Table, max_rows: int |
             version_key(prefix, table)]
     version, count, reused = redis_client.eval(_CLAIM_LUA, len(keys), *keys, max(0, max_rows or 0), floor)
     return int(version), int(count), bool(reused)
+
+
+def _read_batch(redis_client: redis.Redis, key: str, count: int) -> bytes:
+    """The batch as NDJSON, joined inside Redis in chunks (one reply per chunk instead of per row)."""
+    chunks = [redis_client.eval(_JOIN_LUA, 1, key, start, start + _READ_CHUNK_ROWS - 1)
+              for start in range(0, count, _READ_CHUNK_ROWS)]
+    return b"\n".join(chunk for chunk in chunks if chunk)
 
 
 def _clear_batch(redis_client: redis.Redis, prefix: str, table: Table) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from domains.names import Table
-from writers.coerce import build_batch, to_bool, to_date, to_float, to_int, to_str, to_timestamp
+from writers.coerce import build_batch, to_bool, to_date, to_float, to_int, to_timestamp
 from writers.staging import encode_row
 from writers.tables import TABLES
 
@@ -17,8 +17,9 @@ NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 
 
 def _batch(table: Table, rows: list[Any]):
-    raw = [row if isinstance(row, str | bytes) else encode_row(row) for row in rows]
-    return build_batch(TABLES[table], raw, now=NOW)
+    """Rows as the stager leaves them: one JSON text per line (strings are taken verbatim)."""
+    lines = [row if isinstance(row, str) else encode_row(row) for row in rows]
+    return build_batch(TABLES[table], "\n".join(lines).encode(), now=NOW)
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -55,23 +56,25 @@ def test_to_float__lenient(value: Any, expected: float | None) -> None:
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    (True, True), ("TRUE", True), ("yes", True), ("1", True), ("false", False), ("No", False), (0, False),
-    ("maybe", None), (None, None),
+    (True, True), ("TRUE", True), ("yes", True), ("1", True), ("2", True), ("0.0", False), ("false", False),
+    ("No", False), (0, False), ("maybe", None), (None, None),
 ])
 def test_to_bool__accepts_spec_spellings(value: Any, expected: bool | None) -> None:
     assert to_bool(value) == expected
 
 
-def test_to_str__objects_become_json_and_scalars_text() -> None:
-    assert to_str({"a": [1, 2]}) == '{"a":[1,2]}'
-    assert to_str(7) == "7"
-    assert to_str(True) == "true"
+def test_build_batch__json_values_in_text_columns_become_their_json_text() -> None:
+    [row] = _batch(Table.XACT_EVENTS, [{"trace_id": "t1", "version": 1, "note": True,
+                                        "raw_json": {"traceId": "t1", "data": [1, 2]}}]).table.to_pylist()
+    assert (row["version"], row["note"]) == ("1", "true")
+    assert json.loads(row["raw_json"]) == {"traceId": "t1", "data": [1, 2]}
 
 
 def test_build_batch__missing_columns_are_null_and_unknown_keys_dropped() -> None:
-    batch = _batch(Table.XACT_ATTACHMENTS, [{"media_id": "m1", "bytes_downloaded": "1024", "bogus": 1}])
+    batch = _batch(Table.XACT_ATTACHMENTS, [{"media_id": "m1", "bytes_downloaded": "1024", "bogus": 1},
+                                            {"media_id": "m2", "bytes_downloaded": 2048.0}])
     row = batch.table.to_pylist()[0]
-    assert row["bytes_downloaded"] == 1024
+    assert batch.table.column("bytes_downloaded").to_pylist() == [1024, 2048]
     assert row["trace_id"] is None
     assert "bogus" not in row
     assert batch.table.schema == TABLES[Table.XACT_ATTACHMENTS].schema
@@ -117,8 +120,9 @@ def test_build_batch__composite_key_with_null_part_combines() -> None:
 
 
 def test_build_batch__unreadable_and_keyless_rows_are_dropped_and_counted() -> None:
-    batch = _batch(Table.XACT_EVENTS, ["{not json", json.dumps([1, 2]), {"note": "no key"}, {"trace_id": "t1"}])
-    assert (batch.rows_in, batch.dropped_unreadable, batch.dropped_no_key) == (4, 2, 1)
+    batch = _batch(Table.XACT_EVENTS, ["{not json", json.dumps([1, 2]), '"text"', {"note": "no key"},
+                                      {"trace_id": "t1"}])
+    assert (batch.rows_in, batch.dropped_unreadable, batch.dropped_no_key) == (5, 3, 1)
     assert batch.table.column("trace_id").to_pylist() == ["t1"]
 
 
@@ -135,3 +139,18 @@ def test_encode_row__datetimes_and_decimals_are_exact_strings() -> None:
 def test_build_batch__partition_date_falls_back_to_write_date_when_event_time_is_unreadable() -> None:
     [row] = _batch(Table.CLAIMX_EVENTS, [{"event_id": "e1", "ingested_at": "garbage"}]).table.to_pylist()
     assert row["ingested_at"] is None and row["event_date"] == NOW.date()
+
+
+def test_build_batch__many_rows_convert_each_distinct_value_once_and_keep_order() -> None:
+    rows = [{"media_id": f"m{i}", "bytes_downloaded": i % 7, "downloaded_at": f"2026-01-05T00:00:{i % 60:02d}Z"}
+            for i in range(5000)]
+    table = _batch(Table.XACT_ATTACHMENTS, rows).table
+    assert table.num_rows == 5000
+    assert table.column("bytes_downloaded").to_pylist()[:8] == [0, 1, 2, 3, 4, 5, 6, 0]
+    assert table.column("downloaded_at").to_pylist()[61] == datetime(2026, 1, 5, 0, 0, 1, tzinfo=UTC)
+
+
+def test_build_batch__empty_input_is_an_empty_batch() -> None:
+    batch = build_batch(TABLES[Table.CLAIMX_EVENTS], b"", now=NOW)
+    assert (batch.rows_in, batch.table.num_rows) == (0, 0)
+    assert batch.table.schema == TABLES[Table.CLAIMX_EVENTS].schema
