@@ -38,7 +38,6 @@ event_serializer = "json"
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
 worker_prefetch_multiplier = 1
 task_time_limit = _settings.task_time_limit_seconds
 task_soft_time_limit = _settings.task_time_limit_seconds - 30

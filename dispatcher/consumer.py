@@ -32,7 +32,7 @@ from domains.registry import build_specs
 from pipeline.errors import PipelineError
 from pipeline.security.redact import sanitize_error
 from pipeline.settings import Settings
-from pipeline.state import Counters, DispatchLedger, UrlVault
+from pipeline.state import Counters, DispatchLedger, RowStash, UrlVault
 from tasks.canvas import enqueue_plan
 
 log = logging.getLogger("pipeline.dispatcher")
@@ -56,6 +56,7 @@ class Dispatcher:
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.ledger = DispatchLedger(self.redis, settings.dispatch_dedup_ttl_seconds)
         self.vault = UrlVault(self.redis)
+        self.stash = RowStash(self.redis)
         self.counters = Counters(self.redis)
         base = settings.kafka_config()
         self.consumer = Consumer({
@@ -126,7 +127,7 @@ class Dispatcher:
         for domain, events in by_domain.items():
             plans = self.specs[domain].plan_batch(events, now)
             for plan in plans:
-                stats.signatures += enqueue_plan(self.app, plan, self.vault)
+                stats.signatures += enqueue_plan(self.app, plan, self.vault, self.stash)
                 for name, value in plan.counters.items():
                     stats.per_domain[domain.value][name] += value
             self.ledger.mark(domain.value, [p.event_id for p in plans])

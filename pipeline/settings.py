@@ -8,6 +8,7 @@ Secrets are ``SecretStr`` so they never print.
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -153,6 +154,21 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = 30.0
     poll_batch_size: int = 1000
     checkpoint_dir: Path = Path(".checkpoints")
+    eventhouse_query_timeout_seconds: float = 120.0
+    """Server-side timeout of one poller query (SPEC §2.1: xact 240 s in deployment, claimx 120 s)."""
+    eventhouse_lookback_seconds: float = 3600.0
+    """Where polling starts when there is no checkpoint yet: now minus this."""
+    eventhouse_max_retries: int = 3
+    eventhouse_retry_base_delay_seconds: float = 1.0
+    eventhouse_retry_max_delay_seconds: float = 30.0
+    """Bounded exponential backoff of a failed (transient/auth/unknown) Eventhouse query."""
+    eventhouse_token_file: Path | None = None
+    """Bearer token for the Kusto resource, re-read on every query: a raw token, or SPEC §8.2 JSON keyed
+    by resource URL. Unset: the default Azure credential chain (service principal, managed identity, CLI)."""
+    eventhouse_bulk_backfill: bool = False
+    eventhouse_backfill_start: datetime | None = None
+    eventhouse_backfill_stop: datetime | None = None
+    """Bulk backfill: page through [start, stop) until a short page, then exit (naive times are UTC)."""
 
     # --- Runtime ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -6,11 +6,16 @@ Every worker on every host sees the same state, so nothing here assumes one host
   arguments: tasks carry ``media_id``, the vault maps it to the URL.
 * :class:`DispatchLedger` remembers dispatched event ids so a redelivered Kafka record does not
   start a second canvas.
+* :class:`RowStash` holds rows on their way to a ``write.rows`` task, so task arguments carry a
+  reference (rows may hold raw events with presigned URLs, which Flower must never show).
 * :class:`Counters` are the pipeline's operational counters (per domain), read by ``pipeline
   summary`` and the run command.
 """
 
 from __future__ import annotations
+
+import json
+import uuid
 
 import redis
 
@@ -45,6 +50,27 @@ class UrlVault:
 
     def delete(self, vault_key: str) -> None:
         self._r.delete(self._key(vault_key))
+
+
+class RowStash:
+    """Rows by reference: ``put`` returns a key; the write task stages the rows, then deletes it.
+    A failed write keeps the entry (30 days) so its dead letter can be replayed."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int = 30 * 24 * 3600) -> None:
+        self._r = client
+        self._ttl = ttl_seconds
+
+    def put(self, rows: list[dict]) -> str:
+        key = f"{PREFIX}:rows:{uuid.uuid4().hex}"
+        self._r.set(key, json.dumps(rows, separators=(",", ":"), default=str), ex=self._ttl)
+        return key
+
+    def get(self, key: str) -> list[dict] | None:
+        raw = self._r.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def delete(self, key: str) -> None:
+        self._r.delete(key)
 
 
 class DispatchLedger:

@@ -17,7 +17,7 @@ from domains.attachments import AttachmentJob
 from domains.canvas import ATTACHMENT_STAGES, EventPlan
 from domains.names import Domain, Stage, Table, task_name
 from pipeline.deadletters import DeadLetter
-from pipeline.state import UrlVault
+from pipeline.state import RowStash, UrlVault
 
 WRITE_ROWS = "rows"
 WRITE_INVENTORY = "inventory"
@@ -36,26 +36,29 @@ def attachment_chain(app: Celery, job: AttachmentJob) -> Signature:
     return chain(*links)
 
 
-def write_rows(app: Celery, domain: Domain, table: Table, rows: list[dict[str, Any]]) -> Signature:
-    return signature(task_name(domain, Stage.WRITE, WRITE_ROWS), args=(table.value, rows), app=app)
+def write_rows(app: Celery, domain: Domain, table: Table, rows: list[dict[str, Any]], stash: RowStash) -> Signature:
+    """``{domain}.write.rows(table, rows_ref, count)``: the rows wait in the stash, by reference."""
+    return signature(task_name(domain, Stage.WRITE, WRITE_ROWS), args=(table.value, stash.put(rows), len(rows)),
+                     app=app)
 
 
 def enrich(app: Celery, events: list[dict[str, Any]]) -> Signature:
     return signature(task_name(Domain.CLAIMX, Stage.ENRICH), args=(events,), app=app)
 
 
-def plan_signatures(app: Celery, plan: EventPlan) -> list[Signature]:
-    sigs = [write_rows(app, plan.domain, table, rows) for table, rows in plan.rows.items() if rows]
+def plan_signatures(app: Celery, plan: EventPlan, stash: RowStash) -> list[Signature]:
+    sigs = [write_rows(app, plan.domain, table, rows, stash) for table, rows in plan.rows.items() if rows]
     if plan.enrich:
         sigs.append(enrich(app, plan.enrich))
     sigs += [attachment_chain(app, job) for job, _url in plan.attachments]
     return sigs
 
 
-def enqueue_plan(app: Celery, plan: EventPlan, vault: UrlVault) -> int:
-    """Store the plan's URLs in the vault, then enqueue its canvas. Returns signatures sent."""
+def enqueue_plan(app: Celery, plan: EventPlan, vault: UrlVault, stash: RowStash) -> int:
+    """Store the plan's URLs in the vault and its rows in the stash, then enqueue its canvas.
+    Returns the number of signatures sent."""
     vault.put_many({job.vault_key(): url for job, url in plan.attachments})
-    sigs = plan_signatures(app, plan)
+    sigs = plan_signatures(app, plan, stash)
     for sig in sigs:
         sig.apply_async()
     return len(sigs)

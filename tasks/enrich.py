@@ -61,7 +61,7 @@ def fan_out(rt: Runtime, rows: EntityRows) -> int:
     """Stage entity rows and start one download chain per media row with a link."""
     for table, table_rows in rows.by_table().items():
         if table_rows:
-            write_rows(app, Domain.CLAIMX, Table(table), table_rows).apply_async()
+            write_rows(app, Domain.CLAIMX, Table(table), table_rows, rt.stash).apply_async()
     chains = 0
     for plan in download_plans(rows.media):
         job = AttachmentJob(domain=Domain.CLAIMX, media_id=plan.media_id, event_id=plan.event_id,

@@ -52,4 +52,4 @@ def record_attachment_failure(rt: Runtime, payload: dict[str, Any], err: Pipelin
         status="failed_permanent", error_message=sanitize_error(err.message),
         error_category=err.category.value, http_status=err.http_status, retry_count=0,
         failed_at=now, now=now)
-    write_rows(app, Domain.XACT, Table.XACT_ATTACHMENTS_FAILED, [row]).apply_async()
+    write_rows(app, Domain.XACT, Table.XACT_ATTACHMENTS_FAILED, [row], rt.stash).apply_async()

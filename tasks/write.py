@@ -20,15 +20,21 @@ from tasks.outcomes import DONE_PREFIX, DONE_TTL_SECONDS, inventory_row
 _DOMAIN_TABLES = {d: {t for t in Table if t.value.startswith(d.value + "_")} for d in Domain}
 
 
-def _stage_rows(task: StageTask, domain: Domain, table_name: str, rows: list[dict[str, Any]]) -> int:
+def _stage_rows(task: StageTask, domain: Domain, table_name: str, rows_ref: str, count: int) -> int:
+    rt = task.runtime
     try:
         table = Table(table_name)
         if table not in _DOMAIN_TABLES[domain]:
             raise PermanentError(f"Table {table_name} does not belong to domain {domain.value}")
-        task.runtime.stager.stage(table, rows)
+        rows = rt.stash.get(rows_ref)
+        if rows is None:  # already staged by an earlier delivery of this task
+            rt.counters.incr(domain, "write_rows_already_staged")
+            return 0
+        rt.stager.stage(table, rows)
+        rt.stash.delete(rows_ref)
     except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
-        task.handle_failure(exc, {"args": [table_name, rows]}, key=table_name)
-    task.runtime.counters.incr(domain, f"staged_{table_name}", len(rows))
+        task.handle_failure(exc, {"args": [table_name, rows_ref, count]}, key=rows_ref)
+    rt.counters.incr(domain, f"staged_{table_name}", len(rows))
     return len(rows)
 
 
@@ -49,8 +55,9 @@ def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -
 def _register(domain: Domain) -> None:
     @app.task(base=StageTask, bind=True, name=task_name(domain, Stage.WRITE, WRITE_ROWS),
               domain=domain.value, stage=Stage.WRITE.value)
-    def write_rows(self: StageTask, table: str, rows: list[dict[str, Any]]) -> int:
-        return _stage_rows(self, domain, table, rows)
+    def write_rows(self: StageTask, table: str, rows_ref: str, count: int) -> int:
+        """Stage the ``count`` rows held in the stash under ``rows_ref`` for ``table``."""
+        return _stage_rows(self, domain, table, rows_ref, count)
 
     @app.task(base=StageTask, bind=True, name=task_name(domain, Stage.WRITE, WRITE_INVENTORY),
               domain=domain.value, stage=Stage.WRITE.value)

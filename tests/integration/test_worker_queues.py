@@ -55,7 +55,7 @@ def test_worker_with_one_queue__serves_only_that_queue(worker) -> None:
 
     app.conf.broker_url = REDIS_URL
     with app.connection_for_write() as conn:
-        app.send_task("xact.write.rows", args=("xact_events", []), queue="xact.write", connection=conn)
+        app.send_task("xact.write.rows", args=("xact_events", "pipeline:rows:none", 0), queue="xact.write", connection=conn)
     time.sleep(3)
     assert client.llen("xact.write") == 1
 
