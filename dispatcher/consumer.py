@@ -30,6 +30,7 @@ from domains.canvas import DomainSpec, ParsedEvent
 from domains.names import Domain
 from domains.registry import build_specs
 from pipeline.errors import PipelineError
+from pipeline.observability import Metric
 from pipeline.security.redact import sanitize_error
 from pipeline.settings import Settings
 from pipeline.state import Counters, DispatchLedger, RowStash, UrlVault
@@ -111,7 +112,7 @@ class Dispatcher:
             stats.read += 1
             domain = self.topics[msg.topic()]
             counts = stats.per_domain[domain.value]
-            counts["events_read"] += 1
+            counts[Metric.EVENTS_READ] += 1
             parsed = self._parse(domain, msg, counts)
             if parsed is None:
                 stats.dead_lettered += 1
@@ -119,7 +120,7 @@ class Dispatcher:
             key = (domain, parsed.event_id)
             if key in seen or self.ledger.seen(domain.value, parsed.event_id):
                 stats.duplicates += 1
-                counts["duplicates_skipped"] += 1
+                counts[Metric.DUPLICATES_SKIPPED] += 1
                 continue
             seen.add(key)
             by_domain[domain].append(parsed)
@@ -132,7 +133,7 @@ class Dispatcher:
                     stats.per_domain[domain.value][name] += value
             self.ledger.mark(domain.value, [p.event_id for p in plans])
             stats.dispatched += len(plans)
-            stats.per_domain[domain.value]["events_dispatched"] += len(plans)
+            stats.per_domain[domain.value][Metric.EVENTS_DISPATCHED] += len(plans)
         self.producer.flush(30)
         for domain_name, counts in stats.per_domain.items():
             self.counters.incr_many(domain_name, dict(counts))
@@ -153,7 +154,7 @@ class Dispatcher:
                          ("source_partition", str(msg.partition()).encode()),
                          ("source_offset", str(msg.offset()).encode()),
                          ("failed_at", datetime.now(UTC).isoformat().encode())])
-            counts["parse_errors"] += 1
+            counts[Metric.PARSE_ERRORS] += 1
             log.warning("record dead-lettered", extra={"domain": domain.value, "error": reason,
                                                         "offset": msg.offset()})
             return None

@@ -24,6 +24,7 @@ from celery import Task
 from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 
 from pipeline.errors import ErrorCategory, PipelineError, TransientError
+from pipeline.observability import Metric, dead_letters_by, requeued_circuit_open, retried
 from pipeline.security.redact import sanitize_error
 from tasks.runtime import Runtime, get_runtime
 
@@ -75,20 +76,20 @@ class StageTask(Task):
         if category is ErrorCategory.CIRCUIT_OPEN:
             countdown = max(1.0, float(err.retry_after_seconds or 5))
             self.signature_from_request(countdown=countdown).apply_async()
-            rt.counters.incr(self.domain, f"{self.stage}_requeued_circuit_open")
+            rt.counters.incr(self.domain, requeued_circuit_open(self.stage))
             raise Ignore()
         delays = [int(d) for d in rt.settings.retry_delays_seconds]
         if category.retryable and self.request.retries < len(delays):
             countdown = retry_countdown(delays, self.request.retries, jitter=rt.settings.retry_jitter)
             if err.retry_after_seconds:
                 countdown = max(countdown, float(err.retry_after_seconds))
-            rt.counters.incr(self.domain, f"{self.stage}_retried")
+            rt.counters.incr(self.domain, retried(self.stage))
             raise self.retry(exc=err, countdown=countdown, max_retries=len(delays))
         reason = "permanent" if category is ErrorCategory.PERMANENT else "exhausted"
         rt.dead_letters.add(domain=self.domain, stage=self.stage, task_name=self.name,
                             payload=payload, category=category, error=err.message,
                             attempts=attempts, key=key)
-        rt.counters.incr_many(self.domain, {"dead_letters": 1, f"dead_letters_{reason}": 1})
+        rt.counters.incr_many(self.domain, {Metric.DEAD_LETTERS: 1, dead_letters_by(reason): 1})
         if on_dead is not None:
             on_dead(rt, payload, err)
         raise Ignore()

@@ -17,6 +17,7 @@ from domains.attachments import AttachmentJob
 from domains.names import Domain, Stage, task_name
 from pipeline.download import DownloadPolicy, download_to_file
 from pipeline.errors import PermanentError, PipelineError
+from pipeline.observability import Metric
 from pipeline.security.redact import sanitize_url
 from tasks.application import app
 from tasks.base import StageTask, utcnow
@@ -53,7 +54,7 @@ def fetch(rt: Runtime, job: AttachmentJob) -> AttachmentJob:
             url = _refresh_url(rt, job)
             job = job.model_copy(update={"refresh_count": job.refresh_count + 1,
                                          "url_display": sanitize_url(url)})
-            rt.counters.incr(job.domain, "url_refreshed")
+            rt.counters.incr(job.domain, Metric.URL_REFRESHED)
     return job.model_copy(update={
         "local_path": str(result.path), "bytes_downloaded": result.bytes_downloaded,
         "content_type": result.content_type, "sha256": result.sha256, "downloaded_at": utcnow()})
@@ -68,9 +69,8 @@ def _refreshable(job: AttachmentJob, err: PipelineError) -> bool:
 
 
 def _refresh_url(rt: Runtime, job: AttachmentJob) -> str:
-    from tasks.enrich import claimx_client
-
     from domains.claimx.media import refresh_media_url
+    from tasks.enrich import claimx_client
 
     project_id = job.context.get("project_id") or ""
     url = refresh_media_url(claimx_client(rt), project_id, job.media_id)
@@ -91,13 +91,13 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
     job = AttachmentJob.model_validate(payload)
     rt = task.runtime
     if rt.redis.exists(f"{DONE_PREFIX}:{domain.value}:{job.media_id}"):
-        rt.counters.incr(domain, "download_skipped_done")
+        rt.counters.incr(domain, Metric.DOWNLOAD_SKIPPED_DONE)
         raise Ignore()
     try:
         done = fetch(rt, job)
     except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
         task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
-    rt.counters.incr_many(domain, {"downloaded": 1, "bytes_downloaded": done.bytes_downloaded or 0})
+    rt.counters.incr_many(domain, {Metric.DOWNLOADED: 1, Metric.BYTES_DOWNLOADED: done.bytes_downloaded or 0})
     _route_upload_to_this_host(task, domain)
     return done.model_dump(mode="json")
 

@@ -19,6 +19,7 @@ from domains.claimx.media import download_plans
 from domains.claimx.models import ClaimXEvent
 from domains.names import Domain, Stage, Table, task_name
 from pipeline.errors import PipelineError
+from pipeline.observability import Metric, dead_letters_by
 from pipeline.security.redact import sanitize_url
 from tasks.application import app
 from tasks.base import StageTask, utcnow
@@ -93,10 +94,10 @@ def claimx_enrich(self: StageTask, events: list[dict[str, Any]]) -> int:
         result = results.get(event.event_id)
         if isinstance(result, HandlerResult):
             if result.skipped:
-                rt.counters.incr(Domain.CLAIMX, "enrich_skipped_unknown_type")
+                rt.counters.incr(Domain.CLAIMX, Metric.ENRICH_SKIPPED_UNKNOWN_TYPE)
                 continue
             chains += fan_out(rt, result.rows)
-            rt.counters.incr_many(Domain.CLAIMX, {"enriched": 1, "api_calls": result.api_calls})
+            rt.counters.incr_many(Domain.CLAIMX, {Metric.ENRICHED: 1, Metric.API_CALLS: result.api_calls})
     for event in parsed:
         err = failures.get(event.event_id)
         if err is not None:
@@ -104,7 +105,7 @@ def claimx_enrich(self: StageTask, events: list[dict[str, Any]]) -> int:
                                 payload={"args": [[event.model_dump(mode="json")]]},
                                 category=err.category, error=err.message,
                                 attempts=self.request.retries + 1, key=event.event_id)
-            rt.counters.incr_many(Domain.CLAIMX, {"dead_letters": 1, "dead_letters_permanent": 1})
+            rt.counters.incr_many(Domain.CLAIMX, {Metric.DEAD_LETTERS: 1, dead_letters_by("permanent"): 1})
     if not results and parsed:
         raise Ignore()
     return chains

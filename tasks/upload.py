@@ -12,6 +12,7 @@ from typing import Any
 from domains.attachments import AttachmentJob
 from domains.names import Domain, Stage, task_name
 from pipeline.errors import PermanentError
+from pipeline.observability import Metric
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.outcomes import record_attachment_failure
@@ -37,7 +38,7 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
         done = put(task.runtime, job)
     except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
         task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
-    task.runtime.counters.incr_many(domain, {"uploaded": 1, "bytes_uploaded": done.bytes_downloaded or 0})
+    task.runtime.counters.incr_many(domain, {Metric.UPLOADED: 1, Metric.BYTES_UPLOADED: done.bytes_downloaded or 0})
     return done.model_dump(mode="json")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from domains.attachments import AttachmentJob
 from domains.names import DOMAIN_STAGES, Domain, Stage, Table, task_name
 from pipeline.errors import PermanentError
+from pipeline.observability import Metric, staged
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.canvas import WRITE_INVENTORY, WRITE_ROWS
@@ -28,13 +29,13 @@ def _stage_rows(task: StageTask, domain: Domain, table_name: str, rows_ref: str,
             raise PermanentError(f"Table {table_name} does not belong to domain {domain.value}")
         rows = rt.stash.get(rows_ref)
         if rows is None:  # already staged by an earlier delivery of this task
-            rt.counters.incr(domain, "write_rows_already_staged")
+            rt.counters.incr(domain, Metric.WRITE_ROWS_ALREADY_STAGED)
             return 0
         rt.stager.stage(table, rows)
         rt.stash.delete(rows_ref)
     except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
         task.handle_failure(exc, {"args": [table_name, rows_ref, count]}, key=rows_ref)
-    rt.counters.incr(domain, f"staged_{table_name}", len(rows))
+    rt.counters.incr(domain, staged(table_name), len(rows))
     return len(rows)
 
 
@@ -49,7 +50,7 @@ def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -
         rt.vault.delete(job.vault_key())
     except Exception as exc:  # noqa: BLE001
         task.handle_failure(exc, payload, key=job.media_id)
-    rt.counters.incr(domain, "inventory_staged")
+    rt.counters.incr(domain, Metric.INVENTORY_STAGED)
 
 
 def _register(domain: Domain) -> None:

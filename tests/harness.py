@@ -29,7 +29,7 @@ from pipeline.localrun import SAMPLE_HOSTS, SIM_TOKEN, free_port
 from pipeline.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_REDIS_DB = 9
+HARNESS_DBS = range(1, 9)  # Redis databases harnesses may claim (other tests use 10, 11, 15)
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REDIS_BASE = os.environ.get("TEST_REDIS_BASE", "redis://127.0.0.1:6379")
 
@@ -39,6 +39,23 @@ WORKER_GROUPS = {
     "claimx-files": "claimx.download,claimx.upload,claimx.write",
     "maintenance": "pipeline.maintenance",
 }
+
+
+def claim_redis_db() -> int:
+    """Claim a free Redis database for one harness, so harnesses can run in parallel."""
+    admin = redis.Redis.from_url(f"{REDIS_BASE}/0")
+    for db in HARNESS_DBS:
+        key = f"test-harness:db:{db}"
+        owner = admin.get(key)
+        if owner is not None and not Path(f"/proc/{int(owner)}").exists():
+            admin.delete(key)  # left behind by a test process that died
+        if admin.set(key, os.getpid(), nx=True, ex=3600):
+            return db
+    raise RuntimeError("no free Redis database for a test harness (1-8 are all claimed)")
+
+
+def release_redis_db(db: int) -> None:
+    redis.Redis.from_url(f"{REDIS_BASE}/0").delete(f"test-harness:db:{db}")
 
 
 def create_topics(names: list[str], partitions: int = 3) -> None:
@@ -60,8 +77,9 @@ class Harness:
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         self.topics = {d: f"t{tag}.{d}.events.raw" for d in ("xact", "claimx")}
         self.dlq_topics = {d: f"t{tag}.{d}.events.dlq" for d in ("xact", "claimx")}
+        self.redis_db = claim_redis_db()
         self.env_vars = {
-            "REDIS_URL": f"{REDIS_BASE}/{TEST_REDIS_DB}",
+            "REDIS_URL": f"{REDIS_BASE}/{self.redis_db}",
             "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
             "KAFKA_CONSUMER_GROUP": f"dispatcher-{tag}",
             "XACT_EVENTS_TOPIC": self.topics["xact"], "CLAIMX_EVENTS_TOPIC": self.topics["claimx"],
@@ -134,6 +152,7 @@ class Harness:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+        release_redis_db(self.redis_db)
 
     # -- driving -----------------------------------------------------------------------------
     def publish_file(self, domain: str, path: Path) -> int:

@@ -19,6 +19,7 @@ from domains.names import Domain, Table
 from domains.xact.flatten import failed_row, flatten_event
 from domains.xact.models import XactEvent, parse_xact_record
 from pipeline.errors import PermanentError
+from pipeline.observability import Metric
 from pipeline.security.redact import sanitize_url
 from pipeline.security.urls import UrlPolicy, validate_url
 
@@ -48,9 +49,9 @@ def plan_event(parsed: ParsedEvent, policy: UrlPolicy, now: datetime) -> EventPl
     plan.rows[Table.XACT_EVENTS] = [flatten_event(event, parsed.raw, event_id=parsed.event_id, now=now)]
     failed: list[dict] = []
     if not event.attachments:
-        plan.counters["events_without_attachments"] = 1
+        plan.counters[Metric.EVENTS_WITHOUT_ATTACHMENTS] = 1
     elif not event.assignment_id:
-        plan.counters["events_missing_assignment_id"] = 1
+        plan.counters[Metric.EVENTS_MISSING_ASSIGNMENT_ID] = 1
         failed = [_rejected(event, url, xact_media_id(event.trace_id, url), None,
                             "Missing assignmentId: attachment not downloaded", now)
                   for url in event.attachments]
@@ -71,8 +72,8 @@ def plan_event(parsed: ParsedEvent, policy: UrlPolicy, now: datetime) -> EventPl
             plan.attachments.append((job, item.attachment_url))
     if failed:
         plan.rows[Table.XACT_ATTACHMENTS_FAILED] = failed
-        plan.counters["attachments_rejected"] = len(failed)
-    plan.counters["attachments_dispatched"] = len(plan.attachments)
+        plan.counters[Metric.ATTACHMENTS_REJECTED] = len(failed)
+    plan.counters[Metric.ATTACHMENTS_DISPATCHED] = len(plan.attachments)
     return plan
 
 
