@@ -18,6 +18,10 @@ from tasks.runtime import get_runtime
 log = logging.getLogger("pipeline.batcher")
 
 
+class FlushFailed(Exception):
+    """Shown in Flower as the task's failure; nothing is lost (the batch stays claimed)."""
+
+
 @app.task(bind=True, name="pipeline.flush", acks_late=False)
 def flush(self: Task) -> dict[str, int]:
     """Flush every table that has staged rows; returns rows written per table."""
@@ -25,11 +29,20 @@ def flush(self: Task) -> dict[str, int]:
 
     rt = get_runtime()
     written: dict[str, int] = {}
+    failed: list[str] = []
     for result in flush_all(rt.settings, rt.redis):
-        if result.rows_in:
+        if result.error:
+            # The batch stays claimed and is retried by the next scheduled flush.
+            failed.append(result.table.value)
+            rt.counters.incr("pipeline", f"flush_errors_{result.error_category}")
+            log.error("flush failed", extra={"table": result.table.value, "category": result.error_category,
+                                             "error": result.error})
+        elif result.rows_in:
             written[result.table.value] = result.rows_written
             log.info("flushed", extra={"table": result.table.value, "rows": result.rows_written,
                                        "version": result.version, "seconds": round(result.seconds, 3)})
+    if failed:
+        raise FlushFailed(f"flush failed for {', '.join(failed)}; staged rows kept for the next flush")
     return written
 
 
