@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from writers.staging import encode_row
 from writers.tables import MergeMode, TableSpec
 
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
@@ -63,17 +64,22 @@ def read_rows(spec: TableSpec, ndjson: bytes) -> tuple[pl.DataFrame, int, int]:
     """NDJSON -> a frame with one String column per table column (JSON scalars as text, objects
     and lists as JSON); returns ``(frame, rows_in, unreadable)``.
 
-    The whole batch is parsed natively in one call; only when some line is not a JSON object does
-    it fall back to line-by-line decoding to drop exactly those lines.
+    The whole batch is parsed natively in one call; only when that fails does it fall back to
+    decoding line by line, dropping exactly the lines that are not JSON objects and re-encoding
+    the others as strict JSON (``NaN``/``Infinity`` become null).
     """
     lines = [line for line in ndjson.split(b"\n") if line.strip()]
     schema: dict[str, pl.DataType] = {name: pl.String() for name in spec.schema.names}
     try:
-        return pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema), len(lines), 0
+        return _read_ndjson(lines, schema), len(lines), 0
     except pl.exceptions.PolarsError:
-        good = [line for line in lines if isinstance(_loads(line), dict)]
-        frame = pl.read_ndjson(io.BytesIO(b"\n".join(good)), schema=schema)
-        return frame, len(lines), len(lines) - len(good)
+        good = [strict for line in lines if (strict := _strict_line(line)) is not None]
+    try:
+        frame = _read_ndjson(good, schema)
+    except pl.exceptions.PolarsError:  # last resort: one line at a time, keep what parses
+        frames = [frame for line in good if (frame := _read_one(line, schema)) is not None]
+        frame = pl.concat(frames) if frames else _read_ndjson([], schema)
+    return frame, len(lines), len(lines) - frame.height
 
 
 def coerce_frame(spec: TableSpec, frame: pl.DataFrame) -> pa.Table:
@@ -97,11 +103,24 @@ def coerce_frame(spec: TableSpec, frame: pl.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=spec.schema)
 
 
-def _loads(line: bytes) -> object:
+def _read_ndjson(lines: list[bytes], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.read_ndjson(io.BytesIO(b"\n".join(lines)), schema=schema)
+
+
+def _read_one(line: bytes, schema: dict[str, pl.DataType]) -> pl.DataFrame | None:
     try:
-        return json.loads(line)
-    except ValueError:
+        return _read_ndjson([line], schema)
+    except pl.exceptions.PolarsError:
         return None
+
+
+def _strict_line(line: bytes) -> bytes | None:
+    """A JSON-object line re-encoded as strict JSON, or ``None`` when it is not a JSON object."""
+    try:
+        row = json.loads(line)
+    except ValueError:  # includes invalid UTF-8
+        return None
+    return encode_row(row).encode() if isinstance(row, dict) else None
 
 
 def fill_defaults(table: pa.Table, spec: TableSpec, now: datetime) -> pa.Table:

@@ -29,10 +29,11 @@ from deltalake.exceptions import TableNotFoundError
 from redis.exceptions import LockError
 
 from domains.names import Table
-from pipeline.errors import ErrorCategory, PipelineError, TransientError
+from pipeline.errors import ErrorCategory, PipelineError
 from pipeline.settings import Settings
 from writers.coerce import build_batch
 from writers.errors import classify_delta_error
+from writers.lock import LockKeeper
 from writers.merge import merge_batch
 from writers.staging import (
     DEFAULT_PREFIX,
@@ -46,8 +47,8 @@ from writers.tables import TABLES, app_id, storage_options, table_uri
 
 log = logging.getLogger(__name__)
 
-#: The flush lock expires after this long if its holder dies; it is renewed right before the commit.
-LOCK_TIMEOUT_SECONDS = 900
+#: The flush lock expires this long after its holder died; a live flusher renews it every third of it.
+LOCK_TIMEOUT_SECONDS = 60.0
 
 # KEYS: stage, batch, batch_version, version counter. ARGV: max_rows (0 = all), version floor.
 # Returns {version, rows in batch, reused (0/1)}; {0, 0, 0} when there is nothing to flush.
@@ -103,27 +104,32 @@ class FlushResult:
 
 
 def flush_table(settings: Settings, redis_client: redis.Redis, table: Table | str, *,
-                max_rows: int | None = None, prefix: str = DEFAULT_PREFIX) -> FlushResult:
+                max_rows: int | None = None, prefix: str = DEFAULT_PREFIX,
+                lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS) -> FlushResult:
     """Flush at most ``max_rows`` staged rows of ``table`` into Delta, exactly once.
 
-    Returns ``skipped_locked=True`` at once when another flusher holds the table's lock.
+    Returns ``skipped_locked=True`` at once when another flusher holds the table's lock. The lock
+    is kept alive while this flush runs and expires ``lock_timeout_seconds`` after a flusher died.
     Raises a classified :class:`PipelineError` when Redis or the Delta write fails; the batch then
     stays claimed and the next flush retries it under the same version.
     """
     table = Table(table)
     started = time.perf_counter()
-    lock = redis_client.lock(lock_key(prefix, table), timeout=LOCK_TIMEOUT_SECONDS, blocking=False)
+    lock = redis_client.lock(lock_key(prefix, table), timeout=lock_timeout_seconds, blocking=False,
+                             thread_local=False)  # the keeper thread renews it
     try:
         acquired = lock.acquire(blocking=False)
     except redis.RedisError as exc:
         raise classify_delta_error(exc, f"flush {table}: lock") from exc
     if not acquired:
         return FlushResult(table, 0, 0, None, False, time.perf_counter() - started, skipped_locked=True)
+    keeper = LockKeeper(lock, lock_timeout_seconds / 3)
     try:
-        return _flush_locked(settings, redis_client, table, max_rows, prefix, lock, started)
+        return _flush_locked(settings, redis_client, table, max_rows, prefix, keeper, started)
     except Exception as exc:
         raise classify_delta_error(exc, f"flush {table}") from exc
     finally:
+        keeper.stop()
         _release(lock, table)
 
 
@@ -164,7 +170,7 @@ def read_table(settings: Settings, table: Table | str) -> pl.DataFrame:
 # --- internals -------------------------------------------------------------------------------
 
 def _flush_locked(settings: Settings, redis_client: redis.Redis, table: Table, max_rows: int | None,
-                  prefix: str, lock: redis.lock.Lock, started: float) -> FlushResult:
+                  prefix: str, keeper: LockKeeper, started: float) -> FlushResult:
     spec = TABLES[table]
     batch_list = batch_key(prefix, table)
     if not redis_client.exists(stage_key(prefix, table), batch_list):
@@ -185,7 +191,7 @@ def _flush_locked(settings: Settings, redis_client: redis.Redis, table: Table, m
                                                   "no_key": batch.dropped_no_key})
     written = 0
     if batch.table.num_rows:
-        _renew(lock, table)
+        keeper.confirm(f"flush {table}")
         written = merge_batch(uri, options, spec, batch.table, Transaction(app_id(table), version))
     _clear_batch(redis_client, prefix, table)
     seconds = time.perf_counter() - started
@@ -219,14 +225,6 @@ def _committed_version(uri: str, options: dict[str, str] | None, app: str) -> in
         return DeltaTable(uri, storage_options=options).transaction_version(app)
     except TableNotFoundError:
         return None
-
-
-def _renew(lock: redis.lock.Lock, table: Table) -> None:
-    """Reset the lock's TTL before the commit; refuse to commit if another flusher now holds it."""
-    try:
-        lock.reacquire()
-    except LockError:
-        raise TransientError(f"flush {table}: lock expired before commit; batch left for the next flush") from None
 
 
 def _release(lock: redis.lock.Lock, table: Table) -> None:

@@ -121,9 +121,16 @@ def test_build_batch__composite_key_with_null_part_combines() -> None:
 
 def test_build_batch__unreadable_and_keyless_rows_are_dropped_and_counted() -> None:
     batch = _batch(Table.XACT_EVENTS, ["{not json", json.dumps([1, 2]), '"text"', {"note": "no key"},
-                                      {"trace_id": "t1"}])
-    assert (batch.rows_in, batch.dropped_unreadable, batch.dropped_no_key) == (5, 3, 1)
-    assert batch.table.column("trace_id").to_pylist() == ["t1"]
+                                      {"trace_id": "t1"}, '{"trace_id":"t2","version":NaN}'])
+    assert (batch.rows_in, batch.dropped_unreadable, batch.dropped_no_key) == (6, 3, 1)
+    assert batch.table.column("trace_id").to_pylist() == ["t1", "t2"]
+    assert batch.table.column("version").to_pylist() == [None, None]
+
+
+def test_build_batch__invalid_utf8_line_is_dropped_not_fatal() -> None:
+    raw = b'{"media_id":"m1"}\n{"media_id":"\xff"}\n'
+    batch = build_batch(TABLES[Table.XACT_ATTACHMENTS], raw, now=NOW)
+    assert (batch.table.column("media_id").to_pylist(), batch.dropped_unreadable) == (["m1"], 1)
 
 
 def test_encode_row__datetimes_and_decimals_are_exact_strings() -> None:
@@ -134,6 +141,8 @@ def test_encode_row__datetimes_and_decimals_are_exact_strings() -> None:
     assert encoded == {"at": "2026-01-05T00:00:00+00:00", "d": "2026-01-05", "n": "12.50"}
     with pytest.raises(TypeError):
         encode_row({"x": object()})
+    assert json.loads(encode_row({"f": float("nan"), "g": [float("inf"), 1.5]})) == {"f": None, "g": [None, 1.5]}
+    assert "\n" not in encode_row({"text": "line1\nline2"})
 
 
 def test_build_batch__partition_date_falls_back_to_write_date_when_event_time_is_unreadable() -> None:
