@@ -23,6 +23,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 
+from domains.names import DOMAIN_STAGES, Domain, Stage, task_name
 from pipeline.errors import ErrorCategory, PipelineError, TransientError
 from pipeline.observability import Metric, dead_letters_by, requeued_circuit_open, retried
 from pipeline.security.redact import sanitize_error
@@ -93,6 +94,22 @@ class StageTask(Task):
         if on_dead is not None:
             on_dead(rt, payload, err)
         raise Ignore()
+
+
+def register_attachment_stage(app, stage: Stage,  # noqa: ANN001 - the Celery app
+                              run: Callable[[StageTask, Domain, dict[str, Any]], dict[str, Any]]) -> None:
+    """Register ``{domain}.{stage}`` for every domain that has the stage, all running ``run``."""
+    for domain, stages in DOMAIN_STAGES.items():
+        if stage not in stages:
+            continue
+
+        def _task(self: StageTask, payload: dict[str, Any], _domain: Domain = domain) -> dict[str, Any]:
+            return run(self, _domain, payload)
+
+        _task.__name__ = f"{domain.value}_{stage.value}"
+        _task.__doc__ = f"{domain.value} {stage.value} of one attachment job (see {run.__module__})."
+        app.task(base=StageTask, bind=True, name=task_name(domain, stage), domain=domain.value,
+                 stage=stage.value)(_task)
 
 
 def utcnow() -> datetime:

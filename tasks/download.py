@@ -14,13 +14,13 @@ from typing import Any
 from celery.exceptions import Ignore
 
 from domains.attachments import AttachmentJob
-from domains.names import Domain, Stage, task_name
+from domains.names import Domain, Stage
 from pipeline.download import DownloadPolicy, download_to_file
 from pipeline.errors import PermanentError, PipelineError
 from pipeline.observability import Metric
 from pipeline.security.redact import sanitize_url
 from tasks.application import app
-from tasks.base import StageTask, utcnow
+from tasks.base import StageTask, register_attachment_stage, utcnow
 from tasks.outcomes import DONE_PREFIX, record_attachment_failure
 from tasks.runtime import Runtime
 
@@ -102,13 +102,4 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
     return done.model_dump(mode="json")
 
 
-@app.task(base=StageTask, bind=True, name=task_name(Domain.XACT, Stage.DOWNLOAD),
-          domain=Domain.XACT.value, stage=Stage.DOWNLOAD.value)
-def xact_download(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
-    return _run(self, Domain.XACT, payload)
-
-
-@app.task(base=StageTask, bind=True, name=task_name(Domain.CLAIMX, Stage.DOWNLOAD),
-          domain=Domain.CLAIMX.value, stage=Stage.DOWNLOAD.value)
-def claimx_download(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
-    return _run(self, Domain.CLAIMX, payload)
+register_attachment_stage(app, Stage.DOWNLOAD, _run)

@@ -6,15 +6,16 @@ upload; on a failure it is kept for the retry (SPEC §3.6).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from domains.attachments import AttachmentJob
-from domains.names import Domain, Stage, task_name
+from domains.names import Domain, Stage
 from pipeline.errors import PermanentError
 from pipeline.observability import Metric
 from tasks.application import app
-from tasks.base import StageTask, utcnow
+from tasks.base import StageTask, register_attachment_stage, utcnow
 from tasks.outcomes import record_attachment_failure
 from tasks.runtime import Runtime
 
@@ -25,10 +26,8 @@ def put(rt: Runtime, job: AttachmentJob) -> AttachmentJob:
     local = Path(job.local_path)
     destination = rt.files.put_file(job.domain, job.blob_path, local)
     local.unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):  # not empty or already gone: nothing to tidy
         local.parent.rmdir()
-    except OSError:
-        pass  # not empty or already gone: nothing to tidy
     return job.model_copy(update={"destination": destination, "uploaded_at": utcnow(), "local_path": None})
 
 
@@ -42,13 +41,4 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
     return done.model_dump(mode="json")
 
 
-@app.task(base=StageTask, bind=True, name=task_name(Domain.XACT, Stage.UPLOAD),
-          domain=Domain.XACT.value, stage=Stage.UPLOAD.value)
-def xact_upload(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
-    return _run(self, Domain.XACT, payload)
-
-
-@app.task(base=StageTask, bind=True, name=task_name(Domain.CLAIMX, Stage.UPLOAD),
-          domain=Domain.CLAIMX.value, stage=Stage.UPLOAD.value)
-def claimx_upload(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
-    return _run(self, Domain.CLAIMX, payload)
+register_attachment_stage(app, Stage.UPLOAD, _run)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +19,10 @@ from domains.names import Table
 from pipeline.deadletters import DeadLetterStore
 from pipeline.simulator.files import expected_bytes
 from tests.harness import Harness
+from tests.samples import SAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 API = SAMPLES / "claimx_api"
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -21,10 +20,10 @@ from domains.xact.flatten import flatten_event
 from domains.xact.models import parse_xact_record
 from pipeline.simulator.files import expected_bytes
 from tests.harness import KAFKA, Harness
+from tests.samples import SAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 OVERRIDES = {  # DECISIONS "How to read the samples' expected outcomes"
     16: ("firstNoticeOfLossReceived/A-7100462/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e16/"
          "A-7100462_FNOL_fnol_statement.pdf", "PDF"),

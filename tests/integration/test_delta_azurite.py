@@ -44,27 +44,6 @@ def container() -> Iterator[str]:
     service.delete_container(name)
 
 
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(load_settings().redis_url)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("Redis is not reachable at REDIS_URL (start it with scripts/stack.sh start)")
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(redis_client: redis.Redis) -> Iterator[str]:
-    """A key namespace of this test only; every key under it is deleted afterwards."""
-    name = f"test:writers:{uuid.uuid4().hex}"
-    yield name
-    keys = list(redis_client.scan_iter(f"{name}:*"))
-    if keys:
-        redis_client.delete(*keys)
-
-
 @pytest.mark.parametrize("connection_string", [CONNECTION_STRING, "UseDevelopmentStorage=true"],
                          ids=["account-key-endpoint", "development-storage"])
 def test_delta_on_azurite__flush_exactly_once_and_read_back(container: str, redis_client: redis.Redis,

@@ -8,8 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -27,27 +25,6 @@ from writers.staging import Stager, batch_key, batch_version_key, lock_key, stag
 from writers.tables import TABLES, app_id, table_uri
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(load_settings().redis_url)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("Redis is not reachable at REDIS_URL (start it with scripts/stack.sh start)")
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(redis_client: redis.Redis) -> Iterator[str]:
-    """A key namespace of this test only; every key under it is deleted afterwards."""
-    name = f"test:writers:{uuid.uuid4().hex}"
-    yield name
-    keys = list(redis_client.scan_iter(f"{name}:*"))
-    if keys:
-        redis_client.delete(*keys)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -18,18 +17,9 @@ from domains.xact.flatten import (
 )
 from domains.xact.models import parse_xact_record
 from pipeline.errors import ErrorCategory
+from tests.samples import SAMPLES
 
-
-def _samples_dir() -> Path:
-    repo = Path(__file__).resolve().parents[4]
-    for candidate in (repo / "tests" / "fixtures" / "samples", repo / "samples",
-                      Path("/work/shared/domain/samples")):
-        if (candidate / "xact_events.jsonl").exists():
-            return candidate
-    raise FileNotFoundError("xact samples (xact_events.jsonl) not found")
-
-
-LINES = (_samples_dir() / "xact_events.jsonl").read_text(encoding="utf-8").splitlines()
+LINES = (SAMPLES / "xact_events.jsonl").read_text(encoding="utf-8").splitlines()
 NOW = datetime(2026, 1, 6, 1, 30, tzinfo=timezone(timedelta(hours=2)))  # 2026-01-05T23:30Z
 
 

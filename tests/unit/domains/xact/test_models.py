@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from domains.xact.models import XactEvent, XactParseError, parse_xact_record
 from pipeline.errors import ErrorCategory, PermanentError
+from tests.samples import SAMPLES
 
-
-def _samples_dir() -> Path:
-    repo = Path(__file__).resolve().parents[4]
-    for candidate in (repo / "tests" / "fixtures" / "samples", repo / "samples",
-                      Path("/work/shared/domain/samples")):
-        if (candidate / "xact_events.jsonl").exists():
-            return candidate
-    raise FileNotFoundError("xact samples (xact_events.jsonl) not found")
-
-
-LINES = (_samples_dir() / "xact_events.jsonl").read_text(encoding="utf-8").splitlines()
+LINES = (SAMPLES / "xact_events.jsonl").read_text(encoding="utf-8").splitlines()
 
 
 def _line(number: int) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,18 +11,8 @@ import pytest
 from domains.ids import xact_media_id
 from domains.xact.models import XactEvent, parse_xact_record
 from domains.xact.paths import AttachmentPlan, plan_attachments
+from tests.samples import SAMPLES
 
-
-def _samples_dir() -> Path:
-    repo = Path(__file__).resolve().parents[4]
-    for candidate in (repo / "tests" / "fixtures" / "samples", repo / "samples",
-                      Path("/work/shared/domain/samples")):
-        if (candidate / "xact_events.jsonl").exists():
-            return candidate
-    raise FileNotFoundError("xact samples (xact_events.jsonl) not found")
-
-
-SAMPLES = _samples_dir()
 LINES = (SAMPLES / "xact_events.jsonl").read_text(encoding="utf-8").splitlines()
 EXPECTED = json.loads((SAMPLES / "expected" / "xact_expectations.json").read_text(encoding="utf-8"))
 
