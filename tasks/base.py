@@ -25,7 +25,7 @@ from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 
 from domains.names import DOMAIN_STAGES, Domain, Stage, task_name
 from pipeline.errors import ErrorCategory, PipelineError, TransientError
-from pipeline.observability import Metric, dead_letters_by, requeued_circuit_open, retried
+from pipeline.observability import LOG_KEYS, Metric, dead_letters_by, requeued_circuit_open, retried
 from pipeline.security.redact import sanitize_error
 from tasks.runtime import Runtime, get_runtime
 
@@ -71,9 +71,10 @@ class StageTask(Task):
         rt = self.runtime
         attempts = self.request.retries + 1
         category = err.category
-        log.warning("stage failed", extra={"domain": self.domain, "stage": self.stage, "key": key,
-                                           "attempt": attempts, "category": category.value,
-                                           "error": sanitize_error(err.message)})
+        context = {"domain": self.domain, "stage": self.stage, "key": key, "attempt": attempts,
+                   "category": category.value}
+        log.warning("stage failed %s error=%s", " ".join(f"{k}={context[k]}" for k in LOG_KEYS if k in context),
+                    sanitize_error(err.message), extra=context)
         if category is ErrorCategory.CIRCUIT_OPEN:
             countdown = max(1.0, float(err.retry_after_seconds or 5))
             self.signature_from_request(countdown=countdown).apply_async()
