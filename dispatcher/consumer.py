@@ -15,6 +15,7 @@ Scale by running N dispatchers in one consumer group.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -24,7 +25,8 @@ from datetime import UTC, datetime
 
 import redis
 from celery import Celery
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from kombu.exceptions import OperationalError
 
 from domains.canvas import DomainSpec, ParsedEvent
 from domains.names import Domain
@@ -37,6 +39,9 @@ from pipeline.state import Counters, DispatchLedger, RowStash, UrlVault
 from tasks.canvas import enqueue_plan
 
 log = logging.getLogger("pipeline.dispatcher")
+
+#: Failures after which the current batch is re-read (nothing of it was committed).
+RECOVERABLE = (redis.RedisError, OperationalError, KafkaException, ConnectionError, OSError)
 
 
 @dataclass
@@ -60,11 +65,12 @@ class Dispatcher:
         self.stash = RowStash(self.redis)
         self.counters = Counters(self.redis)
         base = settings.kafka_config()
-        self.consumer = Consumer({
+        self._consumer_conf = {
             **base, "group.id": group_id or settings.kafka_consumer_group,
             "enable.auto.commit": False, "auto.offset.reset": settings.kafka_auto_offset_reset,
             "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 45000,
-            "max.poll.interval.ms": 300000})
+            "max.poll.interval.ms": 300000}
+        self.consumer = Consumer(self._consumer_conf)
         self.producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
         self._stop = threading.Event()
         self.topics = {settings.topic_for(d.value): d for d in self.specs}
@@ -77,9 +83,21 @@ class Dispatcher:
         """Consume until :meth:`stop` (or SIGTERM/SIGINT when run from the CLI)."""
         self.consumer.subscribe(list(self.topics))
         idle_since = datetime.now(UTC)
+        backoff = 1.0
         try:
             while not self._stop.is_set():
-                stats = self.poll_once()
+                try:
+                    stats = self.poll_once()
+                    backoff = 1.0
+                except RECOVERABLE as exc:
+                    # Nothing of this batch was committed: rejoin the group so the batch is read
+                    # again from the committed offsets once the broker / Redis is back.
+                    log.error("dispatch batch failed, re-reading it in %.0f s: %s", backoff,
+                              sanitize_error(str(exc)))
+                    self._rejoin()
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
                 if stats.read:
                     idle_since = datetime.now(UTC)
                 elif idle_exit_seconds is not None and \
@@ -87,6 +105,12 @@ class Dispatcher:
                     break
         finally:
             self.close()
+
+    def _rejoin(self) -> None:
+        with contextlib.suppress(KafkaException):  # the old member is gone either way
+            self.consumer.close()
+        self.consumer = Consumer(self._consumer_conf)
+        self.consumer.subscribe(list(self.topics))
 
     def close(self) -> None:
         self.producer.flush(10)
