@@ -20,15 +20,11 @@ the loop after the current cycle. One poller per checkpoint file (an exclusive `
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-import os
 import signal
-import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,167 +33,29 @@ from typing import Any, Protocol
 import click
 from confluent_kafka import Producer
 
+from dispatcher.checkpoint import CheckpointStore
 from dispatcher.kusto import (
     EventhouseClient,
     RetryPolicy,
     format_time,
-    kql_datetime,
-    kql_string,
-    kql_table,
-    parse_time,
     ticks_of,
     token_file_provider,
 )
+from dispatcher.poll_query import (
+    Source,
+    after_cursor,
+    build_group_query,
+    build_query,
+    complete_groups,
+    row_cursor,
+)
 from dispatcher.publisher import record_key
 from domains.names import Domain
-from pipeline.errors import ConfigError, ErrorCategory, PermanentError, PipelineError, TransientError
+from pipeline.errors import ConfigError, ErrorCategory, PipelineError, TransientError
 from pipeline.settings import Settings
 
 log = logging.getLogger("pipeline.poller")
 
-INGESTION_COLUMN = "ingestion_time"
-#: The tie-break column per domain (SPEC §2.2 C: claimx has none configured).
-TIEBREAK_COLUMN: dict[Domain, str | None] = {Domain.XACT: "traceId", Domain.CLAIMX: None}
-
-
-# --- query ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Source:
-    domain: Domain
-    cluster_url: str
-    database: str
-    table: str
-    tiebreak_column: str | None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, domain: Domain) -> Source:
-        prefix = domain.value
-        url = getattr(settings, f"{prefix}_eventhouse_cluster_url")
-        database = getattr(settings, f"{prefix}_eventhouse_database")
-        if not url or not database:
-            raise ConfigError(f"the {prefix} poller needs {prefix.upper()}_EVENTHOUSE_CLUSTER_URL and "
-                              f"{prefix.upper()}_EVENTHOUSE_DATABASE")
-        return cls(domain, url, database, getattr(settings, f"{prefix}_eventhouse_table"), TIEBREAK_COLUMN[domain])
-
-
-@dataclass(frozen=True, order=True)
-class Cursor:
-    """Position of the last published row: ingestion time in ticks, tie-break id (``""`` if none)."""
-
-    ticks: int
-    key: str = ""
-
-
-def build_query(source: Source, *, cursor: Cursor | None, start_ticks: int, end_ticks: int,
-                batch_size: int) -> str:
-    """The page query: rows after ``cursor`` (or from ``start_ticks`` on), before ``end_ticks``."""
-    tiebreak = source.tiebreak_column
-    if cursor is None:
-        after = f"ingestion_time() >= {kql_datetime(start_ticks)}"
-    elif tiebreak is not None:
-        at = kql_datetime(cursor.ticks)
-        after = (f"ingestion_time() > {at} or (ingestion_time() == {at} and "
-                 f"strcmp(tostring({tiebreak}), {kql_string(cursor.key)}) > 0)")
-    else:  # claimx: the checkpoint is always the end of a whole ingestion-time group
-        after = f"ingestion_time() > {kql_datetime(cursor.ticks)}"
-    order = f"{INGESTION_COLUMN} asc" + (f", {tiebreak} asc" if tiebreak else "")
-    return "\n".join([
-        kql_table(source.table),
-        f"| where {after}",
-        f"| where ingestion_time() < {kql_datetime(end_ticks)}",
-        f"| extend {INGESTION_COLUMN} = ingestion_time()",
-        f"| order by {order}",
-        f"| take {int(batch_size)}",
-    ])
-
-
-def build_group_query(source: Source, ticks: int) -> str:
-    """Every row of one ingestion time (claimx: a full page that is a single group)."""
-    return "\n".join([
-        kql_table(source.table),
-        f"| where ingestion_time() == {kql_datetime(ticks)}",
-        f"| extend {INGESTION_COLUMN} = ingestion_time()",
-        f"| order by {INGESTION_COLUMN} asc",
-    ])
-
-
-def row_cursor(source: Source, row: dict[str, Any]) -> Cursor:
-    value = row.get(INGESTION_COLUMN)
-    try:
-        ticks = ticks_of(value) if isinstance(value, datetime) else parse_time(str(value))
-    except (TypeError, ValueError) as exc:
-        raise PermanentError(f"{source.domain.value} row without a valid {INGESTION_COLUMN}: {value!r}") from exc
-    key = row.get(source.tiebreak_column) if source.tiebreak_column else None
-    return Cursor(ticks, "" if key is None else str(key))
-
-
-def after_cursor(source: Source, rows: Sequence[dict[str, Any]], cursor: Cursor | None) -> list[dict[str, Any]]:
-    """Client-side re-filter: only rows strictly after ``cursor`` in the query's order."""
-    if cursor is None:
-        return list(rows)
-    if source.tiebreak_column is None:
-        return [row for row in rows if row_cursor(source, row).ticks > cursor.ticks]
-    return [row for row in rows if row_cursor(source, row) > cursor]
-
-
-def complete_groups(source: Source, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A full page without the rows of its last ingestion time (which may continue past the page)."""
-    if not rows:
-        return []
-    last = row_cursor(source, rows[-1]).ticks
-    return [row for row in rows if row_cursor(source, row).ticks < last]
-
-
-# --- checkpoint -------------------------------------------------------------------------------
-class CheckpointStore:
-    """``{"last_ingestion_time", "last_trace_id", "updated_at"}`` in one JSON file, replaced atomically."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> Cursor | None:
-        try:
-            data = json.loads(self.path.read_text())
-            return Cursor(parse_time(data["last_ingestion_time"]), data.get("last_trace_id") or "")
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"checkpoint {self.path} is unreadable ({exc}); fix or delete it") from None
-
-    def save(self, cursor: Cursor, *, now: datetime) -> None:
-        body = {"last_ingestion_time": format_time(cursor.ticks), "last_trace_id": cursor.key or None,
-                "updated_at": now.astimezone(UTC).isoformat()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(body, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold ``{path}.lock``; a second poller on the same checkpoint fails fast."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ConfigError(f"another poller is using {self.path}") from None
-            yield
-
-
-# --- publishing -------------------------------------------------------------------------------
 class QueryClient(Protocol):
     def query(self, kql: str) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
@@ -341,7 +199,8 @@ class Poller:
 
     def _run_backfill(self) -> None:
         if self._stop_ticks is None:
-            self._stop_ticks = ticks_of(self._clock())  # fixed, so the backfill ends under live ingestion
+            # fixed at the start, so the backfill ends under live ingestion
+            self._stop_ticks = ticks_of(self._clock()) - int(self.settings.eventhouse_settle_seconds * 10_000_000)
         while not self._stop.is_set() and self.poll_once().more:
             pass
 
@@ -352,7 +211,8 @@ class Poller:
         start = self._start_ticks
         if start is None:
             start = now - int(self.settings.eventhouse_lookback_seconds * 10_000_000)
-        end = self._stop_ticks if self._stop_ticks is not None else now
+        end = self._stop_ticks if self._stop_ticks is not None else (
+            now - int(self.settings.eventhouse_settle_seconds * 10_000_000))
         batch = self.settings.poll_batch_size
         rows = self.client.query(build_query(self.source, cursor=self.cursor, start_ticks=start,
                                              end_ticks=end, batch_size=batch))
@@ -399,11 +259,10 @@ def poll_command(domain: str, backfill: bool | None, start: datetime | None, sto
 
     try:
         settings = get_settings()
-        bulk = settings.eventhouse_bulk_backfill if backfill is None else backfill
-        start = start or settings.eventhouse_backfill_start
-        stop = stop or settings.eventhouse_backfill_stop
-        poller = Poller.from_settings(settings, Domain(domain),
-                                      backfill=Backfill(start, stop) if bulk or start or stop else None)
+        if backfill is None:  # --start/--stop on the command line imply a backfill
+            backfill = settings.eventhouse_bulk_backfill or start is not None or stop is not None
+        window = Backfill(start or settings.eventhouse_backfill_start, stop or settings.eventhouse_backfill_stop)
+        poller = Poller.from_settings(settings, Domain(domain), backfill=window if backfill else None)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     poller.install_signal_handlers()

@@ -107,5 +107,9 @@ from pipeline.dlq_cli import dlq  # noqa: E402 - registered after main exists
 
 main.add_command(dlq)
 
+from dispatcher.poller import poll_command  # noqa: E402
+
+main.add_command(poll_command)
+
 if __name__ == "__main__":
     main()

@@ -146,29 +146,44 @@ class Settings(BaseSettings):
 
     # --- Eventhouse poller ------------------------------------------------------------------
     xact_eventhouse_cluster_url: str | None = None
+    """``https://<cluster>.kusto.fabric.microsoft.com`` of the xact Eventhouse."""
     xact_eventhouse_database: str | None = None
+    """xact KQL database (deployment: ``VERISK_XACTANALYSIS_DB``)."""
     xact_eventhouse_table: str = "Events"
+    """xact source table (deployment: ``tbl_VERISK_XACTANALYSIS_STATUS_EXPORT``)."""
     claimx_eventhouse_cluster_url: str | None = None
+    """Cluster URL of the claimx Eventhouse."""
     claimx_eventhouse_database: str | None = None
+    """claimx KQL database (deployment: ``VERISK_CLAIMXPERIENCE_DB``)."""
     claimx_eventhouse_table: str = "ClaimXEvents"
+    """claimx source table (deployment: ``tbl_CLAIMXPERIENCE_EVENTS``)."""
     poll_interval_seconds: float = 30.0
+    """Pause between poller cycles when the last page was not full."""
     poll_batch_size: int = 1000
+    """Rows per poller page (KQL ``take``)."""
     checkpoint_dir: Path = Path(".checkpoints")
+    """Where the poller keeps ``poller_{domain}.json``."""
     eventhouse_query_timeout_seconds: float = 120.0
     """Server-side timeout of one poller query (SPEC §2.1: xact 240 s in deployment, claimx 120 s)."""
     eventhouse_lookback_seconds: float = 3600.0
     """Where polling starts when there is no checkpoint yet: now minus this."""
+    eventhouse_settle_seconds: float = 0.0
+    """Poll only rows ingested before now minus this (SPEC: 0), so batches still committing are not overtaken."""
     eventhouse_max_retries: int = 3
+    """Retries of a failed (transient/auth/unknown) poller query within one cycle."""
     eventhouse_retry_base_delay_seconds: float = 1.0
+    """First retry delay; doubles per retry, with jitter (a 429's Retry-After is honoured)."""
     eventhouse_retry_max_delay_seconds: float = 30.0
-    """Bounded exponential backoff of a failed (transient/auth/unknown) Eventhouse query."""
+    """Cap of one retry delay."""
     eventhouse_token_file: Path | None = None
     """Bearer token for the Kusto resource, re-read on every query: a raw token, or SPEC §8.2 JSON keyed
     by resource URL. Unset: the default Azure credential chain (service principal, managed identity, CLI)."""
     eventhouse_bulk_backfill: bool = False
+    """``pipeline poll`` pages through [start, stop) until a short page, then exits (docs/poller.md)."""
     eventhouse_backfill_start: datetime | None = None
+    """Backfill start (ISO-8601, naive = UTC); set: its own checkpoint file. Unset: the live checkpoint."""
     eventhouse_backfill_stop: datetime | None = None
-    """Bulk backfill: page through [start, stop) until a short page, then exit (naive times are UTC)."""
+    """Backfill stop, exclusive (default: now when the backfill starts)."""
 
     # --- Runtime ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
