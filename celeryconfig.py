@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from celery.schedules import crontab
 from kombu import Queue
 
 from domains.names import DOMAIN_STAGES, MAINTENANCE_QUEUE, all_queues, queue_name
@@ -73,5 +74,10 @@ beat_schedule = {
         "task": "pipeline.flush",
         "schedule": timedelta(seconds=_settings.flush_interval_seconds),
         "options": {"queue": MAINTENANCE_QUEUE, "expires": max(_settings.flush_interval_seconds * 2, 10)},
+    },
+    "maintain-tables": {
+        "task": "pipeline.maintain",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"queue": MAINTENANCE_QUEUE},
     },
 }

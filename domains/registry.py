@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from domains.canvas import DomainSpec
 from domains.names import Domain
-from pipeline.settings import Settings
 from pipeline.security.urls import UrlPolicy
+from pipeline.settings import Settings
 
 
 def build_specs(settings: Settings) -> dict[Domain, DomainSpec]:

@@ -52,3 +52,18 @@ def flush_table(self: Task, table: str) -> int:
 
     rt = get_runtime()
     return _flush(rt.settings, rt.redis, Table(table)).rows_written
+
+
+@app.task(bind=True, name="pipeline.maintain", acks_late=False)
+def maintain(self: Task) -> dict[str, dict[str, int | str | None]]:
+    """Daily: compact small files and vacuum unreferenced ones, table by table (under its lock)."""
+    from writers.maintenance import maintain_table
+
+    rt = get_runtime()
+    report: dict[str, dict[str, int | str | None]] = {}
+    for table in Table:
+        result = maintain_table(rt.settings, rt.redis, table)
+        report[table.value] = {"compacted_away": result.files_removed_by_compaction,
+                               "vacuumed": result.files_vacuumed, "skipped": result.skipped}
+    log.info("maintenance done: %s", report)
+    return report

@@ -57,3 +57,9 @@ def test_beat_schedules_the_batcher_on_the_maintenance_queue() -> None:
     entry = app.conf.beat_schedule["flush-staged-rows"]
     assert entry["task"] == "pipeline.flush" and entry["task"] in app.tasks
     assert entry["options"]["queue"] == "pipeline.maintenance"
+
+
+def test_beat_schedules_daily_table_maintenance() -> None:
+    entry = app.conf.beat_schedule["maintain-tables"]
+    assert entry["task"] == "pipeline.maintain" and entry["task"] in app.tasks
+    assert entry["options"]["queue"] == "pipeline.maintenance"
