@@ -31,19 +31,23 @@ def host_upload_queue(domain: Domain | str, hostname: str) -> str:
     return f"{Domain(domain).value}.{Stage.UPLOAD.value}.host.{hostname}"
 
 
-def cache_path(rt: Runtime, job: AttachmentJob) -> Path:
-    """``{cache_dir}/{domain}/{media_id}/{file name}``; the name is already sanitised."""
-    return rt.settings.cache_dir / job.domain.value / job.media_id / Path(job.blob_path).name
+def cache_path(rt: Runtime, job: AttachmentJob, run_id: str) -> Path:
+    """``{cache_dir}/{domain}/{media_id}/{run_id}/{file name}`` (the name is already sanitised).
+
+    ``run_id`` (the chain's id) keeps two chains of one media id - a re-sent event downloading
+    while the first is still in flight - from sharing, and deleting, one cached file.
+    """
+    return rt.settings.cache_dir / job.domain.value / job.media_id / run_id / Path(job.blob_path).name
 
 
-def fetch(rt: Runtime, job: AttachmentJob) -> AttachmentJob:
+def fetch(rt: Runtime, job: AttachmentJob, run_id: str = "manual") -> AttachmentJob:
     """Download the job's file; refresh an expired claimx link (at most ``url_refresh_max``)."""
     url = rt.vault.get(job.vault_key())
     if url is None:
         raise PermanentError(f"No download URL on record for media {job.media_id}")
     policy = DownloadPolicy.from_settings(rt.settings, check_presigned_expiry=job.check_expiry)
     expected_ext = job.file_type.lower() if job.file_type and job.file_type != "UNKNOWN" else None
-    dest = cache_path(rt, job)
+    dest = cache_path(rt, job, run_id)
     while True:
         try:
             result = download_to_file(rt.http, url, dest, policy, expected_extension=expected_ext)
@@ -94,7 +98,7 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
         rt.counters.incr(domain, Metric.DOWNLOAD_SKIPPED_DONE)
         raise Ignore()
     try:
-        done = fetch(rt, job)
+        done = fetch(rt, job, task.request.root_id or task.request.id or "manual")
     except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
         task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
     rt.counters.incr_many(domain, {Metric.DOWNLOADED: 1, Metric.BYTES_DOWNLOADED: done.bytes_downloaded or 0})

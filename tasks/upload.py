@@ -26,8 +26,9 @@ def put(rt: Runtime, job: AttachmentJob) -> AttachmentJob:
     local = Path(job.local_path)
     destination = rt.files.put_file(job.domain, job.blob_path, local)
     local.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty or already gone: nothing to tidy
-        local.parent.rmdir()
+    for folder in (local.parent, local.parent.parent):  # the run's folder, then the media's
+        with contextlib.suppress(OSError):  # not empty or already gone: nothing to tidy
+            folder.rmdir()
     return job.model_copy(update={"destination": destination, "uploaded_at": utcnow(), "local_path": None})
 
 
