@@ -34,8 +34,8 @@ def host_upload_queue(domain: Domain | str, hostname: str) -> str:
 def cache_path(rt: Runtime, job: AttachmentJob, run_id: str) -> Path:
     """``{cache_dir}/{domain}/{media_id}/{run_id}/{file name}`` (the name is already sanitised).
 
-    ``run_id`` (the chain's id) keeps two chains of one media id - a re-sent event downloading
-    while the first is still in flight - from sharing, and deleting, one cached file.
+    ``run_id`` (the download task's id, stable across its retries) keeps two chains of one media
+    id - a re-sent event downloading while the first is in flight - from sharing one cached file.
     """
     return rt.settings.cache_dir / job.domain.value / job.media_id / run_id / Path(job.blob_path).name
 
@@ -98,7 +98,7 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
         rt.counters.incr(domain, Metric.DOWNLOAD_SKIPPED_DONE)
         raise Ignore()
     try:
-        done = fetch(rt, job, task.request.root_id or task.request.id or "manual")
+        done = fetch(rt, job, task.request.id or "manual")
     except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
         task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
     rt.counters.incr_many(domain, {Metric.DOWNLOADED: 1, Metric.BYTES_DOWNLOADED: done.bytes_downloaded or 0})
