@@ -40,6 +40,9 @@ from tasks.canvas import enqueue_plan
 
 log = logging.getLogger("pipeline.dispatcher")
 
+#: Larger unparseable records are cut to this size in the dead-letter topic (producer limit ~1 MB).
+DLQ_MAX_VALUE_BYTES = 900_000
+
 #: Failures after which the current batch is re-read (nothing of it was committed).
 RECOVERABLE = (redis.RedisError, OperationalError, KafkaException, ConnectionError, OSError)
 
@@ -68,7 +71,8 @@ class Dispatcher:
         self._consumer_conf = {
             **base, "group.id": group_id or settings.kafka_consumer_group,
             "enable.auto.commit": False, "auto.offset.reset": settings.kafka_auto_offset_reset,
-            "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 45000,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": settings.kafka_session_timeout_ms,
             "max.poll.interval.ms": 300000}
         self.consumer = Consumer(self._consumer_conf)
         self.producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
@@ -169,15 +173,20 @@ class Dispatcher:
         timestamp = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms and ts_ms > 0 else None
         try:
             return self.specs[domain].parse(msg.value() or b"", timestamp)
-        except (PipelineError, ValueError, TypeError) as exc:
+        except (PipelineError, ValueError, TypeError, RecursionError) as exc:
             reason = sanitize_error(str(exc)) or type(exc).__name__
-            self.producer.produce(
-                self.settings.dlq_topic_for(domain.value), value=msg.value(), key=msg.key(),
-                headers=[("error", reason.encode()), ("error_type", type(exc).__name__.encode()),
-                         ("source_topic", msg.topic().encode()),
-                         ("source_partition", str(msg.partition()).encode()),
-                         ("source_offset", str(msg.offset()).encode()),
-                         ("failed_at", datetime.now(UTC).isoformat().encode())])
+            value = msg.value() or b""
+            headers = [("error", reason.encode()), ("error_type", type(exc).__name__.encode()),
+                       ("source_topic", msg.topic().encode()),
+                       ("source_partition", str(msg.partition()).encode()),
+                       ("source_offset", str(msg.offset()).encode()),
+                       ("failed_at", datetime.now(UTC).isoformat().encode())]
+            if len(value) > DLQ_MAX_VALUE_BYTES:
+                # The producer refuses ~1 MB; the whole record stays in the source topic (offset above).
+                headers += [("value_truncated", b"true"), ("original_size", str(len(value)).encode())]
+                value = value[:DLQ_MAX_VALUE_BYTES]
+            self.producer.produce(self.settings.dlq_topic_for(domain.value), value=value, key=msg.key(),
+                                  headers=headers)
             counts[Metric.PARSE_ERRORS] += 1
             log.warning("record dead-lettered", extra={"domain": domain.value, "error": reason,
                                                         "offset": msg.offset()})

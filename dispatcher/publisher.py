@@ -22,7 +22,7 @@ _KEY_FIELDS = {Domain.XACT: ("traceId", "trace_id"), Domain.CLAIMX: ("projectId"
 def record_key(domain: Domain, line: bytes) -> bytes | None:
     try:
         row = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(row, dict):
         return None

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     """Consumer group of the dispatchers; run N dispatchers in one group to scale."""
     kafka_auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     """Where a new consumer group starts."""
+    kafka_session_timeout_ms: int = 45_000
+    """How long a silent dispatcher keeps its partitions before the group reassigns them."""
     xact_events_topic: str = "xact.events.raw"
     """Raw xact events topic."""
     claimx_events_topic: str = "claimx.events.raw"

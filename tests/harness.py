@@ -90,6 +90,7 @@ class Harness:
             "CLAIMX_API_URL": f"{self.sim_url}/claimx-api.example.com/service/cxedirest",
             "CLAIMX_API_TOKEN": SIM_TOKEN,
             "FLUSH_INTERVAL_SECONDS": "1",
+            "KAFKA_SESSION_TIMEOUT_MS": "10000",
             "RETRY_DELAYS_SECONDS": "1,2,4",
             **self.extra_env,
         }

@@ -147,8 +147,8 @@ def _load(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
         return raw
     try:
         parsed = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ClaimXParseError(f"claimx record is not valid JSON: {exc.__class__.__name__}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ClaimXParseError(f"claimx record is not valid JSON: {exc.__class__.__name__}") from None
     if not isinstance(parsed, dict):
         raise ClaimXParseError(f"claimx record is not a JSON object (got {type(parsed).__name__})")
     return parsed

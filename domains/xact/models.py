@@ -153,6 +153,8 @@ def parse_xact_record(raw: bytes | str | dict[str, Any]) -> XactEvent:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise XactParseError(f"xact record is not valid JSON: {exc.msg} at char {exc.pos}") from None
+        except RecursionError:
+            raise XactParseError("xact record is nested too deeply to parse") from None
     if not isinstance(raw, dict):
         raise XactParseError(f"xact record must be a JSON object, got {type(raw).__name__}")
     try:
