@@ -36,7 +36,7 @@ from pipeline.observability import Metric
 from pipeline.security.redact import sanitize_error
 from pipeline.settings import Settings
 from pipeline.state import Counters, DispatchLedger, RowStash, UrlVault
-from tasks.canvas import enqueue_plan
+from tasks.canvas import enqueue_plans
 
 log = logging.getLogger("pipeline.dispatcher")
 
@@ -131,7 +131,6 @@ class Dispatcher:
         if not messages:
             return stats
         by_domain: dict[Domain, list[ParsedEvent]] = defaultdict(list)
-        seen: set[tuple[Domain, str]] = set()
         for msg in messages:
             if msg.error():
                 if msg.error().code() != KafkaError._PARTITION_EOF:
@@ -145,18 +144,16 @@ class Dispatcher:
             if parsed is None:
                 stats.dead_lettered += 1
                 continue
-            key = (domain, parsed.event_id)
-            if key in seen or self.ledger.seen(domain.value, parsed.event_id):
-                stats.duplicates += 1
-                counts[Metric.DUPLICATES_SKIPPED] += 1
-                continue
-            seen.add(key)
             by_domain[domain].append(parsed)
         now = datetime.now(UTC)
-        for domain, events in by_domain.items():
+        for domain, candidates in by_domain.items():
+            events = self._new_events(domain, candidates)
+            skipped = len(candidates) - len(events)
+            stats.duplicates += skipped
+            stats.per_domain[domain.value][Metric.DUPLICATES_SKIPPED] += skipped
             plans = self.specs[domain].plan_batch(events, now)
+            stats.signatures += enqueue_plans(self.app, plans, self.vault, self.stash)
             for plan in plans:
-                stats.signatures += enqueue_plan(self.app, plan, self.vault, self.stash)
                 for name, value in plan.counters.items():
                     stats.per_domain[domain.value][name] += value
             self.ledger.mark(domain.value, [p.event_id for p in plans])
@@ -167,6 +164,16 @@ class Dispatcher:
             self.counters.incr_many(domain_name, dict(counts))
         self.consumer.commit(asynchronous=False)
         return stats
+
+    def _new_events(self, domain: Domain, candidates: list[ParsedEvent]) -> list[ParsedEvent]:
+        """Drop events the ledger already holds and repeats within the batch (first one wins)."""
+        dispatched = self.ledger.seen_many(domain.value, [p.event_id for p in candidates])
+        fresh: list[ParsedEvent] = []
+        for parsed in candidates:
+            if parsed.event_id not in dispatched:
+                dispatched.add(parsed.event_id)
+                fresh.append(parsed)
+        return fresh
 
     def _parse(self, domain: Domain, msg: Message, counts: dict[str, int]) -> ParsedEvent | None:
         ts_type, ts_ms = msg.timestamp()

@@ -61,9 +61,16 @@ class RowStash:
         self._ttl = ttl_seconds
 
     def put(self, rows: list[dict]) -> str:
-        key = f"{PREFIX}:rows:{uuid.uuid4().hex}"
-        self._r.set(key, json.dumps(rows, separators=(",", ":"), default=str), ex=self._ttl)
-        return key
+        return self.put_many([rows])[0]
+
+    def put_many(self, row_lists: list[list[dict]]) -> list[str]:
+        """Stash several row lists in one round trip; returns their keys, in order."""
+        keys = [f"{PREFIX}:rows:{uuid.uuid4().hex}" for _ in row_lists]
+        pipe = self._r.pipeline(transaction=False)
+        for key, rows in zip(keys, row_lists, strict=True):
+            pipe.set(key, json.dumps(rows, separators=(",", ":"), default=str), ex=self._ttl)
+        pipe.execute()
+        return keys
 
     def get(self, key: str) -> list[dict] | None:
         raw = self._r.get(key)
@@ -85,6 +92,13 @@ class DispatchLedger:
 
     def seen(self, domain: str, event_id: str) -> bool:
         return bool(self._r.exists(self._key(domain, event_id)))
+
+    def seen_many(self, domain: str, event_ids: list[str]) -> set[str]:
+        """The ids of ``event_ids`` already dispatched (one round trip)."""
+        pipe = self._r.pipeline(transaction=False)
+        for event_id in event_ids:
+            pipe.exists(self._key(domain, event_id))
+        return {event_id for event_id, hit in zip(event_ids, pipe.execute(), strict=True) if hit}
 
     def mark(self, domain: str, event_ids: list[str]) -> None:
         """Record ids *after* their canvases were enqueued: a crash in between re-dispatches

@@ -36,31 +36,38 @@ def attachment_chain(app: Celery, job: AttachmentJob) -> Signature:
     return chain(*links)
 
 
-def write_rows(app: Celery, domain: Domain, table: Table, rows: list[dict[str, Any]], stash: RowStash) -> Signature:
+def rows_signature(app: Celery, domain: Domain, table: Table, rows_ref: str, count: int) -> Signature:
     """``{domain}.write.rows(table, rows_ref, count)``: the rows wait in the stash, by reference."""
-    return signature(task_name(domain, Stage.WRITE, WRITE_ROWS), args=(table.value, stash.put(rows), len(rows)),
-                     app=app)
+    return signature(task_name(domain, Stage.WRITE, WRITE_ROWS), args=(table.value, rows_ref, count), app=app)
+
+
+def write_rows(app: Celery, domain: Domain, table: Table, rows: list[dict[str, Any]], stash: RowStash) -> Signature:
+    """Stash ``rows`` and return the write task that stages them."""
+    return rows_signature(app, domain, table, stash.put(rows), len(rows))
 
 
 def enrich(app: Celery, events: list[dict[str, Any]]) -> Signature:
     return signature(task_name(Domain.CLAIMX, Stage.ENRICH), args=(events,), app=app)
 
 
-def plan_signatures(app: Celery, plan: EventPlan, stash: RowStash) -> list[Signature]:
-    sigs = [write_rows(app, plan.domain, table, rows, stash) for table, rows in plan.rows.items() if rows]
-    if plan.enrich:
-        sigs.append(enrich(app, plan.enrich))
-    sigs += [attachment_chain(app, job) for job, _url in plan.attachments]
-    return sigs
+def enqueue_plans(app: Celery, plans: list[EventPlan], vault: UrlVault, stash: RowStash) -> int:
+    """Enqueue the canvases of a batch of plans; returns the number of signatures sent.
 
-
-def enqueue_plan(app: Celery, plan: EventPlan, vault: UrlVault, stash: RowStash) -> int:
-    """Store the plan's URLs in the vault and its rows in the stash, then enqueue its canvas.
-    Returns the number of signatures sent."""
-    vault.put_many({job.vault_key(): url for job, url in plan.attachments})
-    sigs = plan_signatures(app, plan, stash)
-    for sig in sigs:
-        sig.apply_async()
+    URLs go to the vault and rows to the stash first, each in one round trip for the whole batch,
+    then every signature is published over one pooled producer connection.
+    """
+    vault.put_many({job.vault_key(): url for plan in plans for job, url in plan.attachments})
+    row_sets = [(plan.domain, table, rows) for plan in plans for table, rows in plan.rows.items() if rows]
+    refs = stash.put_many([rows for _d, _t, rows in row_sets])
+    sigs = [rows_signature(app, domain, table, ref, len(rows))
+            for (domain, table, rows), ref in zip(row_sets, refs, strict=True)]
+    for plan in plans:
+        if plan.enrich:
+            sigs.append(enrich(app, plan.enrich))
+        sigs += [attachment_chain(app, job) for job, _url in plan.attachments]
+    with app.producer_or_acquire() as producer:
+        for sig in sigs:
+            sig.apply_async(producer=producer)
     return len(sigs)
 
 

@@ -1,43 +1,62 @@
-"""What Flower shows (task arguments) never holds a secret: URLs and rows travel by reference."""
+"""What Flower shows (task arguments) never holds a secret: URLs and rows travel by reference.
+
+The dispatcher's real enqueue path publishes to a Redis database of this test; the test reads the
+messages as the broker holds them (body and the ``argsrepr`` header Flower displays).
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
 
-from domains.canvas import ParsedEvent
 from domains.names import Domain
 from domains.xact.canvas import parse, plan_event
 from pipeline.security.urls import UrlPolicy
 from pipeline.state import RowStash, UrlVault
 from tasks import app
-from tasks.canvas import plan_signatures
+from tasks.canvas import enqueue_plans
+from tests.samples import SAMPLES
 
 pytestmark = pytest.mark.integration
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+BROKER = "redis://127.0.0.1:6379/11"
 
 
 @pytest.fixture()
-def client() -> redis.Redis:
-    r = redis.Redis.from_url("redis://127.0.0.1:6379/11")
+def client():  # noqa: ANN201
+    """A Redis db of this test, also made the app's broker for the test's duration."""
+    r = redis.Redis.from_url(BROKER)
     r.flushdb()
-    return r
+    original = app.conf.broker_url
+    _point_app_at(BROKER)
+    yield r
+    _point_app_at(original)
 
 
-def test_presigned_event__signature_is_in_no_task_argument(client: redis.Redis) -> None:
+def _point_app_at(url: str) -> None:
+    app.conf.broker_url = url
+    if app._pool is not None:  # a pool keeps its first broker: drop it
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
+def test_presigned_event__signature_is_in_no_published_task_message(client: redis.Redis) -> None:
     line = (SAMPLES / "xact_events.jsonl").read_bytes().splitlines()[1]  # presigned URL
-    parsed: ParsedEvent = parse(line, None)
-    plan = plan_event(parsed, UrlPolicy(allowed_hosts=("xn-exportreceiver.s3.example.com",)), datetime.now(UTC))
-    sigs = plan_signatures(app, plan, RowStash(client))
-    shown = json.dumps([s.args for s in sigs] + [s.tasks[0].args for s in sigs if hasattr(s, "tasks")])
+    plan = plan_event(parse(line, None), UrlPolicy(allowed_hosts=("xn-exportreceiver.s3.example.com",)),
+                      datetime.now(UTC))
+    sent = enqueue_plans(app, [plan], UrlVault(client), RowStash(client))
+    messages = [m for q in ("xact.write", "xact.download") for m in client.lrange(q, 0, -1)]
+    assert sent == len(messages) == 2  # the event row, the attachment chain
+    shown = ""
+    for raw in messages:
+        message = json.loads(raw)
+        shown += base64.b64decode(message["body"]).decode() + json.dumps(message["headers"])
     assert "X-Amz-Signature=0b1c" not in shown and "X-Amz-Credential=AKIA" not in shown
     assert "[REDACTED]" in shown  # the display URL is there, redacted
-    # ...while the stash and vault hold the real values for the workers
-    UrlVault(client).put_many({job.vault_key(): url for job, url in plan.attachments})
     job, url = plan.attachments[0]
     assert UrlVault(client).get(job.vault_key()) == url and "X-Amz-Signature=0b1c" in url
     assert plan.domain is Domain.XACT
