@@ -16,6 +16,8 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,20 @@ WORKER_GROUPS = {
     "claimx-files": "claimx.download,claimx.upload,claimx.write",
     "maintenance": "pipeline.maintenance",
 }
+
+
+@contextmanager
+def sample_run(tmp: Path, domain: str, sample: Path, records: int, *,
+               extra_env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[Harness]:
+    """A running pipeline that has taken in ``sample`` (``records`` lines) and gone idle."""
+    harness = Harness(tmp, extra_env=extra_env or {})
+    harness.start_all()
+    try:
+        assert harness.publish_file(domain, sample) == records
+        harness.wait_idle(timeout=timeout)
+        yield harness
+    finally:
+        harness.stop_all()
 
 
 def claim_redis_db() -> int:

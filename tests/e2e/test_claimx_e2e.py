@@ -10,6 +10,7 @@ media 880003's expired link refreshed and downloaded; failing handlers dead-lett
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -18,7 +19,7 @@ from domains.claimx.models import parse_claimx_record
 from domains.names import Table
 from pipeline.deadletters import DeadLetterStore
 from pipeline.simulator.files import expected_bytes
-from tests.harness import Harness
+from tests.harness import Harness, sample_run
 from tests.samples import SAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -36,15 +37,9 @@ def _media_links() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Harness:
-    harness = Harness(tmp_path_factory.mktemp("claimx-e2e"))
-    harness.start_all()
-    try:
-        assert harness.publish_file("claimx", SAMPLES / "claimx_events.jsonl") == 22
-        harness.wait_idle(timeout=180)
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    with sample_run(tmp_path_factory.mktemp("claimx-e2e"), "claimx", SAMPLES / "claimx_events.jsonl", 22) as harness:
         yield harness
-    finally:
-        harness.stop_all()
 
 
 def _rows(run: Harness, table: Table, key: str) -> dict:

@@ -8,6 +8,7 @@ overrides (line 16 named after its ``filename`` parameter, line 18 decoded, reje
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import polars as pl
@@ -19,7 +20,7 @@ from domains.names import Table
 from domains.xact.flatten import flatten_event
 from domains.xact.models import parse_xact_record
 from pipeline.simulator.files import expected_bytes
-from tests.harness import KAFKA, Harness
+from tests.harness import KAFKA, Harness, sample_run
 from tests.samples import SAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -57,15 +58,9 @@ EXPECTED = _expected()
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Harness:
-    harness = Harness(tmp_path_factory.mktemp("xact-e2e"))
-    harness.start_all()
-    try:
-        assert harness.publish_file("xact", SAMPLES / "xact_events.jsonl") == 20
-        harness.wait_idle(timeout=180)
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    with sample_run(tmp_path_factory.mktemp("xact-e2e"), "xact", SAMPLES / "xact_events.jsonl", 20) as harness:
         yield harness
-    finally:
-        harness.stop_all()
 
 
 def test_xact_events__one_exact_row_per_unique_event(run: Harness) -> None:
