@@ -34,6 +34,17 @@ def inventory_row(job: AttachmentJob, url: str | None, now) -> tuple[Table, dict
         "updated_at": now.isoformat()}
 
 
+def recovered_row(job: AttachmentJob, now) -> dict[str, Any] | None:  # noqa: ANN001
+    """xact: a replayed attachment that now succeeded turns its failed row into ``recovered``.
+
+    A partial row: the merge keeps every column it does not carry (URL, failure time, …)."""
+    letter_id = job.context.get("replayed_from")
+    if job.domain is not Domain.XACT or not letter_id:
+        return None
+    return {"media_id": job.media_id, "status": "recovered",
+            "error_message": f"recovered by replaying dead letter {letter_id}", "created_at": now.isoformat()}
+
+
 def record_attachment_failure(rt: Runtime, payload: dict[str, Any], err: PipelineError) -> None:
     """xact keeps every permanent attachment failure in ``xact_attachments_failed``."""
     job = AttachmentJob.model_validate(payload)

@@ -16,7 +16,7 @@ from pipeline.observability import Metric, staged
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.canvas import WRITE_INVENTORY, WRITE_ROWS
-from tasks.outcomes import DONE_PREFIX, DONE_TTL_SECONDS, inventory_row
+from tasks.outcomes import DONE_PREFIX, DONE_TTL_SECONDS, inventory_row, recovered_row
 
 _DOMAIN_TABLES = {d: {t for t in Table if t.value.startswith(d.value + "_")} for d in Domain}
 
@@ -43,8 +43,12 @@ def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -
     job = AttachmentJob.model_validate(payload)
     rt = task.runtime
     try:
-        table, row = inventory_row(job, rt.vault.get(job.vault_key()), utcnow())
+        now = utcnow()
+        table, row = inventory_row(job, rt.vault.get(job.vault_key()), now)
         rt.stager.stage(table, [row])
+        recovered = recovered_row(job, now)
+        if recovered is not None:
+            rt.stager.stage(Table.XACT_ATTACHMENTS_FAILED, [recovered])
         rt.redis.set(f"{DONE_PREFIX}:{domain.value}:{job.media_id}", job.destination or "1",
                      ex=DONE_TTL_SECONDS)
         rt.vault.delete(job.vault_key())

@@ -1,0 +1,73 @@
+"""A dead letter is replayable: after the cause is fixed, ``pipeline dlq replay`` re-runs the
+original work with its original ids and the attachment lands; nothing runs twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from domains.ids import xact_media_id
+from domains.names import Table
+from pipeline.deadletters import DeadLetterStore, LetterStatus
+from pipeline.simulator.files import expected_bytes
+from tests.harness import ROOT, Harness
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+TRACE = "7b7b7b7b-0000-4000-8000-000000000001"
+URL = "https://files.example.com/replay/contract.pdf"
+PATH = "/files.example.com/replay/contract.pdf"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    harness = Harness(tmp_path_factory.mktemp("replay"))
+    harness.start_all()
+    try:
+        yield harness
+    finally:
+        harness.stop_all()
+
+
+def _pipeline(run: Harness, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=run.env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Harness) -> None:
+    run.sim("POST", "/_sim/faults", {"rule": {"path_prefix": PATH, "status": 404}})
+    event = {"type": "verisk.claims.property.xn.documentsReceived", "version": 1,
+             "utcDateTime": "2026-01-07T09:00:00Z", "traceId": TRACE,
+             "data": {"assignmentId": "A-9001", "attachments": [URL]}}
+    run.publish_lines("xact", [json.dumps(event).encode()])
+    run.wait_idle(timeout=120)
+    media_id = xact_media_id(TRACE, URL)
+    letters = DeadLetterStore(run.redis).list("xact")
+    assert [(x.key, x.category, x.stage) for x in letters] == [(media_id, "permanent", "download")]
+    assert "HTTP 404" in _pipeline(run, "dlq", "list", "--domain", "xact")
+    failed = run.table(Table.XACT_ATTACHMENTS_FAILED).to_dicts()
+    assert [(r["media_id"], r["status"]) for r in failed] == [(media_id, "failed_permanent")]
+
+    run.sim("DELETE", "/_sim/faults")
+    assert "replayed 1" in _pipeline(run, "dlq", "replay", "--all", "--domain", "xact")
+    run.wait_idle(timeout=120)
+
+    stored = run.table(Table.XACT_ATTACHMENTS).to_dicts()
+    assert [(r["media_id"], r["attachment_url"]) for r in stored] == [(media_id, URL)]
+    assert run.lake_file("xact", stored[0]["blob_path"]).read_bytes() == expected_bytes(URL)
+    failed = run.table(Table.XACT_ATTACHMENTS_FAILED).to_dicts()
+    assert [(r["media_id"], r["status"], r["attachment_url"]) for r in failed] == [(media_id, "recovered", URL)]
+    assert DeadLetterStore(run.redis).get(letters[0].id).status == LetterStatus.REPLAYED
+    assert DeadLetterStore(run.redis).list("xact") == []  # no open letter left
+
+    # Replaying again is a no-op: the attachment is done.
+    _pipeline(run, "dlq", "replay", letters[0].id)
+    run.wait_idle(timeout=60)
+    assert run.table(Table.XACT_ATTACHMENTS).height == 1
+    assert run.counters("xact").get("download_skipped_done", 0) >= 1
