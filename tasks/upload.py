@@ -22,6 +22,11 @@ from tasks.runtime import Runtime
 
 def put(rt: Runtime, job: AttachmentJob) -> AttachmentJob:
     if not job.local_path or not Path(job.local_path).is_file():
+        # The cached file is deleted only after a successful put: a redelivered upload (its worker
+        # died before the ack) finds the file gone and the blob in place - nothing left to do.
+        if rt.files.exists(job.domain, job.blob_path):
+            return job.model_copy(update={"destination": f"{job.domain.value}/{job.blob_path}",
+                                          "uploaded_at": utcnow(), "local_path": None})
         raise PermanentError(f"Cached file missing for media {job.media_id}; replay re-downloads it")
     local = Path(job.local_path)
     destination = rt.files.put_file(job.domain, job.blob_path, local)

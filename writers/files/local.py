@@ -1,7 +1,8 @@
 """The default file store: a local directory, ``{root}/{domain}/{blob_path}``.
 
-Writes go to a temporary file in the destination folder, are fsync-ed, then renamed over the
-destination, so a reader sees either the old file or the whole new one, never a partial file.
+Writes go to a temporary file in ``{root}/.incoming/`` (same filesystem), are fsync-ed, then renamed
+over the destination, so a reader sees either the old file or the whole new one, never a partial
+file - and a writer killed mid-copy leaves its temporary file there, never in a domain folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipeline.errors import PermanentError, TransientError
 from writers.files.paths import validate_blob_path
 
 _COPY_BUFFER_BYTES = 1024 * 1024  # 1 MiB
+INCOMING = ".incoming"
 
 
 class LocalFileStore:
@@ -31,8 +33,10 @@ class LocalFileStore:
         source = Path(local_path)
         if not source.is_file():
             raise PermanentError(f"put {domain}/{blob_path}: local file is missing")
-        temp = destination.parent / f".{destination.name[:200]}.{uuid.uuid4().hex}.tmp"
+        incoming = self.root / INCOMING
+        temp = incoming / f"{uuid.uuid4().hex}.tmp"
         try:
+            incoming.mkdir(parents=True, exist_ok=True)
             destination.parent.mkdir(parents=True, exist_ok=True)
             with source.open("rb") as reader, temp.open("wb") as writer:
                 shutil.copyfileobj(reader, writer, _COPY_BUFFER_BYTES)
