@@ -75,6 +75,11 @@ beat_schedule = {
         "schedule": timedelta(seconds=_settings.flush_interval_seconds),
         "options": {"queue": MAINTENANCE_QUEUE, "expires": max(_settings.flush_interval_seconds * 2, 10)},
     },
+    "sweep-lost-chains": {
+        "task": "pipeline.sweep",
+        "schedule": timedelta(seconds=_settings.sweep_interval_seconds),
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": max(_settings.sweep_interval_seconds, 10)},
+    },
     "maintain-tables": {
         "task": "pipeline.maintain",
         "schedule": crontab(hour=3, minute=17),

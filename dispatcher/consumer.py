@@ -35,7 +35,7 @@ from pipeline.errors import PipelineError
 from pipeline.observability import Metric
 from pipeline.security.redact import sanitize_error
 from pipeline.settings import Settings
-from pipeline.state import Counters, DispatchLedger, RowStash, UrlVault
+from pipeline.state import Counters, DispatchLedger, PendingAttachments, RowStash, UrlVault
 from tasks.canvas import enqueue_plans
 
 log = logging.getLogger("pipeline.dispatcher")
@@ -66,6 +66,7 @@ class Dispatcher:
         self.ledger = DispatchLedger(self.redis, settings.dispatch_dedup_ttl_seconds)
         self.vault = UrlVault(self.redis)
         self.stash = RowStash(self.redis)
+        self.pending = PendingAttachments(self.redis)
         self.counters = Counters(self.redis)
         base = settings.kafka_config()
         self._consumer_conf = {
@@ -152,7 +153,7 @@ class Dispatcher:
             stats.duplicates += skipped
             stats.per_domain[domain.value][Metric.DUPLICATES_SKIPPED] += skipped
             plans = self.specs[domain].plan_batch(events, now)
-            stats.signatures += enqueue_plans(self.app, plans, self.vault, self.stash)
+            stats.signatures += enqueue_plans(self.app, plans, self.vault, self.stash, self.pending)
             for plan in plans:
                 for name, value in plan.counters.items():
                     stats.per_domain[domain.value][name] += value

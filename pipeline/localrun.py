@@ -124,7 +124,7 @@ def skip_history(settings: Settings) -> None:
 
 
 def wait_idle(settings: Settings, procs: Processes, timeout: float) -> bool:
-    from pipeline.status import kafka_lag, queue_depths, staged, unacked
+    from pipeline.status import kafka_lag, pending_chains, queue_depths, staged, unacked
 
     client = redis.Redis.from_url(settings.redis_url)
     topics = [settings.topic_for(d.value) for d in Domain]
@@ -132,7 +132,7 @@ def wait_idle(settings: Settings, procs: Processes, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         busy = (abs(kafka_lag(settings, topics)) + sum(queue_depths(client).values()) + unacked(client)
-                + staged(client) + int(bool(client.keys("pipeline:stage:*:batch"))))
+                + staged(client) + pending_chains(client) + int(bool(client.keys("pipeline:stage:*:batch"))))
         quiet = quiet + 1 if busy == 0 else 0
         if quiet >= 3:
             return True

@@ -31,6 +31,7 @@ class Metric(StrEnum):
     INVENTORY_STAGED = "inventory_staged"
     WRITE_ROWS_ALREADY_STAGED = "write_rows_already_staged"
     DEAD_LETTERS = "dead_letters"
+    CHAINS_RESTARTED = "chains_restarted"
 
 
 def retried(stage: str) -> str:

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     """True when ``cache_dir`` is shared by all hosts: upload may then run on any host."""
     flush_interval_seconds: float = 5.0
     """Beat schedule of the batcher (``pipeline.flush``)."""
+    sweep_interval_seconds: float = 300.0
+    """Beat schedule of ``pipeline.sweep``, which restarts attachment chains lost by the broker."""
     flush_max_rows: int = 100_000
     """Most rows one table flush takes from staging (one Delta commit)."""
 
@@ -219,6 +221,13 @@ class Settings(BaseSettings):
     @property
     def tables_root(self) -> str:
         return self.tables_uri or str((self.lake_dir / "tables").resolve())
+
+    @property
+    def orphan_after_seconds(self) -> float:
+        """An attachment chain silent for longer than this was lost: redelivery, every retry and
+        every stage's time limit would have moved it on before."""
+        per_stage = sum(self.retry_delays_seconds) + self.task_time_limit_seconds
+        return float(self.visibility_timeout_seconds + 3 * per_stage)
 
     @property
     def files_root(self) -> Path:

@@ -137,3 +137,51 @@ class Counters:
 
     def reset(self, domain: str) -> None:
         self._r.delete(self._key(domain))
+
+
+class PendingAttachments:
+    """Attachment chains in flight, by ``{domain}:{media_id}``, with the time they were (re)started.
+
+    Celery on Redis can lose a message when a worker's main process dies between taking it off the
+    queue (BRPOP) and recording it as unacknowledged. An entry here lives from dispatch until the
+    chain ends (inventory staged, or dead letter), so ``pipeline.sweep`` can restart a chain that
+    has been silent for longer than any legitimate run (``Settings.orphan_after_seconds``).
+    """
+
+    INDEX = f"{PREFIX}:pending:index"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._r = client
+
+    @staticmethod
+    def _key(member: str) -> str:
+        return f"{PREFIX}:pending:{member}"
+
+    def add_many(self, jobs: dict[str, str], *, now: float) -> None:
+        """``jobs``: vault key (``domain:media_id``) -> the chain's first payload as JSON."""
+        if not jobs:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for member, payload in jobs.items():
+            pipe.set(self._key(member), payload)
+        pipe.zadd(self.INDEX, {member: now for member in jobs})
+        pipe.execute()
+
+    def done(self, member: str) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.delete(self._key(member))
+        pipe.zrem(self.INDEX, member)
+        pipe.execute()
+
+    def stale(self, older_than: float, limit: int = 1000) -> list[tuple[str, str]]:
+        members = [m.decode() for m in self._r.zrangebyscore(self.INDEX, "-inf", older_than, start=0, num=limit)]
+        if not members:
+            return []
+        payloads = self._r.mget([self._key(m) for m in members])
+        return [(m, p.decode()) for m, p in zip(members, payloads, strict=True) if p is not None]
+
+    def touch(self, member: str, *, now: float) -> None:
+        self._r.zadd(self.INDEX, {member: now}, xx=True)
+
+    def count(self) -> int:
+        return int(self._r.zcard(self.INDEX))

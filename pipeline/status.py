@@ -34,6 +34,13 @@ def unacked(client: redis.Redis) -> int:
     return int(client.hlen("unacked"))
 
 
+def pending_chains(client: redis.Redis) -> int:
+    """Attachment chains dispatched and not yet ended (stored or dead-lettered)."""
+    from pipeline.state import PendingAttachments
+
+    return PendingAttachments(client).count()
+
+
 def staged(client: redis.Redis) -> int:
     total = 0
     for key in client.scan_iter(match=f"{_STAGE_PREFIX}:*"):

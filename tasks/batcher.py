@@ -8,11 +8,16 @@ flush takes a Redis lock, so concurrent flushes (several maintenance workers, a 
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import Task
 
+from domains.attachments import AttachmentJob
 from domains.names import Table
+from pipeline.observability import Metric
+from pipeline.state import Counters, PendingAttachments
 from tasks.application import app
+from tasks.outcomes import DONE_PREFIX
 from tasks.runtime import get_runtime
 
 log = logging.getLogger("pipeline.batcher")
@@ -67,3 +72,35 @@ def maintain(self: Task) -> dict[str, dict[str, int | str | None]]:
                                "vacuumed": result.files_vacuumed, "skipped": result.skipped}
     log.info("maintenance done: %s", report)
     return report
+
+
+def restart_lost_chains(client, pending: PendingAttachments, counters: Counters,  # noqa: ANN001 - redis
+                        orphan_after_seconds: float, now: float) -> int:
+    """Restart attachment chains silent for longer than ``orphan_after_seconds``; returns how many.
+
+    Celery on Redis can lose a message when a worker's main process dies between taking it off
+    the queue and recording it as unacknowledged; this is the net under that gap. Restarting work
+    that was not lost is harmless: every stage is idempotent.
+    """
+    from tasks.canvas import attachment_chain
+
+    restarted = 0
+    for member, payload in pending.stale(now - orphan_after_seconds):
+        job = AttachmentJob.model_validate_json(payload)
+        if client.exists(f"{DONE_PREFIX}:{job.domain.value}:{job.media_id}"):
+            pending.done(member)
+            continue
+        attachment_chain(app, job).apply_async()
+        pending.touch(member, now=now)
+        counters.incr(job.domain, Metric.CHAINS_RESTARTED)
+        restarted += 1
+    if restarted:
+        log.warning("restarted %d attachment chain(s) lost in flight", restarted)
+    return restarted
+
+
+@app.task(bind=True, name="pipeline.sweep", acks_late=False)
+def sweep(self: Task) -> int:
+    """Beat: restart attachment chains the broker lost (see :func:`restart_lost_chains`)."""
+    rt = get_runtime()
+    return restart_lost_chains(rt.redis, rt.pending, rt.counters, rt.settings.orphan_after_seconds, time.time())

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery, chain, signature
@@ -17,7 +18,7 @@ from domains.attachments import AttachmentJob
 from domains.canvas import ATTACHMENT_STAGES, EventPlan
 from domains.names import Domain, Stage, Table, task_name
 from pipeline.deadletters import DeadLetter
-from pipeline.state import RowStash, UrlVault
+from pipeline.state import PendingAttachments, RowStash, UrlVault
 
 WRITE_ROWS = "rows"
 WRITE_INVENTORY = "inventory"
@@ -50,13 +51,20 @@ def enrich(app: Celery, events: list[dict[str, Any]]) -> Signature:
     return signature(task_name(Domain.CLAIMX, Stage.ENRICH), args=(events,), app=app)
 
 
-def enqueue_plans(app: Celery, plans: list[EventPlan], vault: UrlVault, stash: RowStash) -> int:
+def track_attachments(pending: PendingAttachments, jobs: list[AttachmentJob]) -> None:
+    """Record chains as in flight (``pipeline.sweep`` restarts one the broker lost)."""
+    pending.add_many({job.vault_key(): job.model_dump_json() for job in jobs}, now=time.time())
+
+
+def enqueue_plans(app: Celery, plans: list[EventPlan], vault: UrlVault, stash: RowStash,
+                  pending: PendingAttachments) -> int:
     """Enqueue the canvases of a batch of plans; returns the number of signatures sent.
 
-    URLs go to the vault and rows to the stash first, each in one round trip for the whole batch,
-    then every signature is published over one pooled producer connection.
+    URLs go to the vault, rows to the stash and chains to the pending index first, each in one
+    round trip for the whole batch, then every signature is published over one pooled producer.
     """
     vault.put_many({job.vault_key(): url for plan in plans for job, url in plan.attachments})
+    track_attachments(pending, [job for plan in plans for job, _url in plan.attachments])
     row_sets = [(plan.domain, table, rows) for plan in plans for table, rows in plan.rows.items() if rows]
     refs = stash.put_many([rows for _d, _t, rows in row_sets])
     sigs = [rows_signature(app, domain, table, ref, len(rows))

@@ -96,6 +96,7 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
     rt = task.runtime
     if rt.redis.exists(f"{DONE_PREFIX}:{domain.value}:{job.media_id}"):
         rt.counters.incr(domain, Metric.DOWNLOAD_SKIPPED_DONE)
+        rt.pending.done(job.vault_key())  # a repeat of finished work: nothing is in flight
         raise Ignore()
     try:
         done = fetch(rt, job, task.request.id or "manual")

@@ -23,7 +23,7 @@ from pipeline.observability import Metric, dead_letters_by
 from pipeline.security.redact import sanitize_url
 from tasks.application import app
 from tasks.base import StageTask, utcnow
-from tasks.canvas import attachment_chain, write_rows
+from tasks.canvas import attachment_chain, track_attachments, write_rows
 from tasks.runtime import Runtime
 
 log = logging.getLogger("pipeline.tasks.enrich")
@@ -70,6 +70,7 @@ def fan_out(rt: Runtime, rows: EntityRows) -> int:
                             file_name=plan.file_name, file_type=plan.file_type, check_expiry=False,
                             context={"project_id": plan.project_id})
         rt.vault.put(job.vault_key(), plan.url)
+        track_attachments(rt.pending, [job])
         attachment_chain(app, job).apply_async()
         chains += 1
     return chains

@@ -46,8 +46,10 @@ def recovered_row(job: AttachmentJob, now) -> dict[str, Any] | None:  # noqa: AN
 
 
 def record_attachment_failure(rt: Runtime, payload: dict[str, Any], err: PipelineError) -> None:
-    """xact keeps every permanent attachment failure in ``xact_attachments_failed``."""
+    """The chain ended in a dead letter: it is no longer in flight; xact also keeps the failure
+    in ``xact_attachments_failed``."""
     job = AttachmentJob.model_validate(payload)
+    rt.pending.done(job.vault_key())
     if job.domain is not Domain.XACT:
         return
     from domains.xact.flatten import failed_row

@@ -18,7 +18,7 @@ import requests
 
 from pipeline.deadletters import DeadLetterStore
 from pipeline.settings import Settings, get_settings
-from pipeline.state import Counters, RowStash, UrlVault
+from pipeline.state import Counters, PendingAttachments, RowStash, UrlVault
 
 if TYPE_CHECKING:
     from writers.files.base import FileStore
@@ -54,6 +54,10 @@ class Runtime:
     @cached_property
     def vault(self) -> UrlVault:
         return UrlVault(self.redis)
+
+    @cached_property
+    def pending(self) -> PendingAttachments:
+        return PendingAttachments(self.redis)
 
     @cached_property
     def stash(self) -> RowStash:

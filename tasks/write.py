@@ -16,7 +16,13 @@ from pipeline.observability import Metric, staged
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.canvas import WRITE_INVENTORY, WRITE_ROWS
-from tasks.outcomes import DONE_PREFIX, DONE_TTL_SECONDS, inventory_row, recovered_row
+from tasks.outcomes import (
+    DONE_PREFIX,
+    DONE_TTL_SECONDS,
+    inventory_row,
+    record_attachment_failure,
+    recovered_row,
+)
 
 _DOMAIN_TABLES = {d: {t for t in Table if t.value.startswith(d.value + "_")} for d in Domain}
 
@@ -52,8 +58,9 @@ def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -
         rt.redis.set(f"{DONE_PREFIX}:{domain.value}:{job.media_id}", job.destination or "1",
                      ex=DONE_TTL_SECONDS)
         rt.vault.delete(job.vault_key())
+        rt.pending.done(job.vault_key())
     except Exception as exc:  # noqa: BLE001
-        task.handle_failure(exc, payload, key=job.media_id)
+        task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
     rt.counters.incr(domain, Metric.INVENTORY_STAGED)
 
 

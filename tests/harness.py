@@ -107,6 +107,7 @@ class Harness:
             "CLAIMX_API_TOKEN": SIM_TOKEN,
             "FLUSH_INTERVAL_SECONDS": "1",
             "KAFKA_SESSION_TIMEOUT_MS": "10000",
+            "SWEEP_INTERVAL_SECONDS": "2",
             "RETRY_DELAYS_SECONDS": "1,2,4",
             **self.extra_env,
         }
@@ -183,7 +184,7 @@ class Harness:
         return publish_lines(self.settings, Domain(domain), lines)
 
     def wait_idle(self, timeout: float = 120.0) -> None:
-        from pipeline.status import kafka_lag, queue_depths, staged, unacked
+        from pipeline.status import kafka_lag, pending_chains, queue_depths, staged, unacked
 
         topics = list(self.topics.values())
         quiet = 0
@@ -191,7 +192,7 @@ class Harness:
         def _idle() -> bool:
             nonlocal quiet
             busy = (abs(kafka_lag(self.settings, topics)) + sum(queue_depths(self.redis).values())
-                    + unacked(self.redis) + staged(self.redis)
+                    + unacked(self.redis) + staged(self.redis) + pending_chains(self.redis)
                     + len(self.redis.keys("pipeline:stage:*:batch")))
             quiet = quiet + 1 if busy == 0 else 0
             return quiet >= 3

@@ -252,7 +252,7 @@ def test_worker_group_killed__in_flight_tasks_redelivered_after_visibility_timeo
         time.sleep(max(0.0, int(SHORT_VISIBILITY["VISIBILITY_TIMEOUT_SECONDS"]) + 1
                        - (time.monotonic() - killed_at)))
         h.start_worker("xact", concurrency=4)
-        h.wait_idle(timeout=120)
+        h.wait_idle(timeout=240)  # a message lost in the kill returns via pipeline.sweep
         assert_each_event_and_attachment_exactly_once(h, rows)
         per_file = h.sim("GET", "/_sim/stats/files")
         assert max(per_file.values()) >= 2, "no download was interrupted and re-run"

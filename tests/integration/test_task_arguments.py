@@ -16,7 +16,7 @@ import redis
 from domains.names import Domain
 from domains.xact.canvas import parse, plan_event
 from pipeline.security.urls import UrlPolicy
-from pipeline.state import RowStash, UrlVault
+from pipeline.state import PendingAttachments, RowStash, UrlVault
 from tasks import app
 from tasks.canvas import enqueue_plans
 from tests.samples import SAMPLES
@@ -48,7 +48,7 @@ def test_presigned_event__signature_is_in_no_published_task_message(client: redi
     line = (SAMPLES / "xact_events.jsonl").read_bytes().splitlines()[1]  # presigned URL
     plan = plan_event(parse(line, None), UrlPolicy(allowed_hosts=("xn-exportreceiver.s3.example.com",)),
                       datetime.now(UTC))
-    sent = enqueue_plans(app, [plan], UrlVault(client), RowStash(client))
+    sent = enqueue_plans(app, [plan], UrlVault(client), RowStash(client), PendingAttachments(client))
     messages = [m for q in ("xact.write", "xact.download") for m in client.lrange(q, 0, -1)]
     assert sent == len(messages) == 2  # the event row, the attachment chain
     shown = ""

@@ -63,3 +63,9 @@ def test_beat_schedules_daily_table_maintenance() -> None:
     entry = app.conf.beat_schedule["maintain-tables"]
     assert entry["task"] == "pipeline.maintain" and entry["task"] in app.tasks
     assert entry["options"]["queue"] == "pipeline.maintenance"
+
+
+def test_beat_schedules_the_lost_chain_sweep() -> None:
+    entry = app.conf.beat_schedule["sweep-lost-chains"]
+    assert entry["task"] == "pipeline.sweep" and entry["task"] in app.tasks
+    assert entry["options"]["queue"] == "pipeline.maintenance"
