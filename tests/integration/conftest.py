@@ -30,3 +30,34 @@ def prefix(redis_client: redis.Redis) -> Iterator[str]:
     keys = list(redis_client.scan_iter(f"{name}:*"))
     if keys:
         redis_client.delete(*keys)
+
+
+def point_app_at(url: str) -> None:
+    """Make the Celery app publish to ``url`` (a pool keeps its first broker, so drop it)."""
+    from tasks import app
+
+    app.conf.broker_url = url
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture()
+def own_broker_db() -> int:
+    """The Redis db ``own_broker`` uses; a module overrides it to keep its own."""
+    return 11
+
+
+@pytest.fixture()
+def own_broker(own_broker_db: int) -> Iterator[redis.Redis]:
+    """A Redis db of the test, emptied, and made the app's broker for the test's duration."""
+    from tasks import app
+
+    url = f"redis://127.0.0.1:6379/{own_broker_db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    original = app.conf.broker_url
+    point_app_at(url)
+    yield client
+    point_app_at(original)

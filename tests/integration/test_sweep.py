@@ -11,23 +11,19 @@ import redis
 from domains.attachments import AttachmentJob
 from domains.names import Domain
 from pipeline.state import Counters, PendingAttachments
-from tasks import app
 from tasks.batcher import restart_lost_chains
 
 pytestmark = pytest.mark.integration
-BROKER = "redis://127.0.0.1:6379/12"
 
 
 @pytest.fixture()
-def client():  # noqa: ANN201
-    r = redis.Redis.from_url(BROKER)
-    r.flushdb()
-    from tests.integration.test_task_arguments import _point_app_at
+def client(own_broker: redis.Redis) -> redis.Redis:
+    return own_broker
 
-    original = app.conf.broker_url
-    _point_app_at(BROKER)
-    yield r
-    _point_app_at(original)
+
+@pytest.fixture()
+def own_broker_db() -> int:
+    return 12
 
 
 def _job(media_id: str) -> AttachmentJob:

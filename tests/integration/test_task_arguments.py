@@ -22,26 +22,16 @@ from tasks.canvas import enqueue_plans
 from tests.samples import SAMPLES
 
 pytestmark = pytest.mark.integration
-BROKER = "redis://127.0.0.1:6379/11"
 
 
 @pytest.fixture()
-def client():  # noqa: ANN201
-    """A Redis db of this test, also made the app's broker for the test's duration."""
-    r = redis.Redis.from_url(BROKER)
-    r.flushdb()
-    original = app.conf.broker_url
-    _point_app_at(BROKER)
-    yield r
-    _point_app_at(original)
+def client(own_broker: redis.Redis) -> redis.Redis:
+    return own_broker
 
 
-def _point_app_at(url: str) -> None:
-    app.conf.broker_url = url
-    if app._pool is not None:  # a pool keeps its first broker: drop it
-        app._pool.force_close_all()
-        app._pool = None
-    app.amqp._producer_pool = None
+@pytest.fixture()
+def own_broker_db() -> int:
+    return 11
 
 
 def test_presigned_event__signature_is_in_no_published_task_message(client: redis.Redis) -> None:
