@@ -27,8 +27,13 @@ REJECTED = "rejected"
 
 
 def parse(raw: bytes, _timestamp: datetime | None) -> ParsedEvent:
-    event = parse_xact_record(raw)
-    row = json.loads(raw)
+    """Decode once; the row (kept for ``raw_json``) and the event come from the same object."""
+    try:
+        row = json.loads(raw)
+    except (ValueError, RecursionError):
+        parse_xact_record(raw)  # raises the named XactParseError for this input
+        raise
+    event = parse_xact_record(row)
     event_id = xact_event_id(event.trace_id)
     return ParsedEvent(Domain.XACT, event_id, event.with_event_id(event_id), row)
 

@@ -17,11 +17,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def client(own_broker: redis.Redis) -> redis.Redis:
-    return own_broker
-
-
-@pytest.fixture()
 def own_broker_db() -> int:
     return 12
 
@@ -31,7 +26,8 @@ def _job(media_id: str) -> AttachmentJob:
                          blob_path="documentsReceived/A-1/t-1/A-1_x.pdf", file_name="A-1_x.pdf", file_type="PDF")
 
 
-def test_sweep__restarts_a_silent_chain_skips_done_and_young_ones(client: redis.Redis) -> None:
+def test_sweep__restarts_a_silent_chain_skips_done_and_young_ones(own_broker: redis.Redis) -> None:
+    client = own_broker
     pending, now = PendingAttachments(client), time.time()
     pending.add_many({"xact:lost": _job("lost").model_dump_json(),
                       "xact:finished": _job("finished").model_dump_json()}, now=now - 1000)

@@ -24,17 +24,8 @@ from tests.samples import SAMPLES
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture()
-def client(own_broker: redis.Redis) -> redis.Redis:
-    return own_broker
-
-
-@pytest.fixture()
-def own_broker_db() -> int:
-    return 11
-
-
-def test_presigned_event__signature_is_in_no_published_task_message(client: redis.Redis) -> None:
+def test_presigned_event__signature_is_in_no_published_task_message(own_broker: redis.Redis) -> None:
+    client = own_broker
     line = (SAMPLES / "xact_events.jsonl").read_bytes().splitlines()[1]  # presigned URL
     plan = plan_event(parse(line, None), UrlPolicy(allowed_hosts=("xn-exportreceiver.s3.example.com",)),
                       datetime.now(UTC))
