@@ -1,5 +1,5 @@
 # Image for every application service in docker-compose.yml (dispatcher, workers, Beat, Flower).
-# The command decides the role; configuration comes from the environment (pipeline/settings.py).
+# The command decides the role; configuration comes from the environment (core/settings.py).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,7 +11,8 @@ WORKDIR /app
 
 # Only what the package needs: the build does not see .stack/, lake/, tests or local secrets.
 COPY pyproject.toml celeryconfig.py ./
-COPY pipeline ./pipeline
+COPY core ./core
+COPY ops ./ops
 COPY dispatcher ./dispatcher
 COPY tasks ./tasks
 COPY domains ./domains

@@ -1,45 +1,66 @@
-# The commands a person types. `make run` and `make test` work on a fresh machine.
+# The commands a person types. `make run` and `make test` work on a fresh machine, including on
+# Debian's own Python (PEP 668): everything installs into .venv, built with $(PYTHON).
 PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+# The interpreter that builds the venv; everything after runs inside it.
+PYTHON_BOOT := $(PYTHON)
+VENV ?= .venv
+PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-export PYTHON
+# stack.sh runs its helper scripts with the venv's interpreter.
+STACK := PYTHON=$(abspath $(PY)) bash scripts/stack.sh
 
-.PHONY: docs install stack-up stack-down stack-status run test test-unit test-fault bench lint clean
+.DEFAULT_GOAL := help
+.PHONY: help venv install stack-up stack-down stack-status run test test-unit test-fault chaos bench lint format docs clean
 
-install:            ## Python package + test tools, and the local stack's services (Redis, Kafka, Azurite)
-	$(PIP) install -q -e '.[test]'
-	bash scripts/stack.sh install
+help:               ## this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed  ## create .venv with $(PYTHON) and install the package and test tools into it
+
+install: venv       ## the package + test tools (in .venv), and the local stack's services (Redis, Kafka, Azurite)
+	$(STACK) install
 
 stack-up: install   ## start Redis (AOF), Kafka (KRaft) and Azurite on 127.0.0.1; create topics
-	bash scripts/stack.sh start
+	$(STACK) start
 
 stack-down:         ## stop exactly what stack-up started
-	bash scripts/stack.sh stop
+	$(STACK) stop
 
-stack-status:
-	bash scripts/stack.sh status
+stack-status:       ## one line per local service
+	$(STACK) status
 
-run: stack-up       ## the whole pipeline on the sample events, then a summary
-	$(PYTHON) -m pipeline.cli run
+run: stack-up       ## the whole pipeline on the sample events, then a summary and the expectation check
+	$(PY) -m ops.cli run
 
 test: stack-up      ## every test, against the real local services
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit:          ## pure-logic tests only (no services)
-	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+test-unit: venv     ## pure-logic tests only (no services)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-fault: stack-up  ## the long fault runs (kill workers/dispatcher, restart services)
-	RUN_SLOW=1 $(PYTHON) -m pytest -m slow $(PYTEST_ARGS)
+	RUN_SLOW=1 $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: stack-up     ## benchmarks (each compares against its baseline in the same run)
-	$(PYTHON) bench/bench_flush.py
-	$(PYTHON) bench/bench_dispatch.py
+	$(PY) bench/bench_flush.py
+	$(PY) bench/bench_dispatch.py
 
-docs:               ## regenerate the README settings table from pipeline/settings.py
-	$(PYTHON) scripts/update_readme.py
+docs: venv          ## regenerate the README settings table from core/settings.py
+	$(PY) scripts/update_readme.py
 
-lint:
-	$(PYTHON) -m ruff check .
+lint: venv          ## ruff (lint + format check), types, import rules
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
-clean:
+format: venv        ## apply ruff's formatting and safe fixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:              ## remove the local lake and run files
 	rm -rf lake .stack/run

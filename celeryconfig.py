@@ -17,8 +17,8 @@ from datetime import timedelta
 from celery.schedules import crontab
 from kombu import Queue
 
+from core.settings import get_settings
 from domains.names import DOMAIN_STAGES, MAINTENANCE_QUEUE, all_queues, queue_name
-from pipeline.settings import get_settings
 
 _settings = get_settings()
 

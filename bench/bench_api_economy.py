@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.simulator import generate  # noqa: E402 - after the path setup
+from simulator import generate  # noqa: E402 - after the path setup
 from tests.e2e.test_api_economy import ApiEconomy, check_fresh, measure_api_calls  # noqa: E402
 
 PROJECT_ENDPOINT = "GET /export/project/{id}"
@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     kinds: dict[str, int] = {}
     for row in rows:
         kinds[row["eventType"]] = kinds.get(row["eventType"], 0) + 1
-    print(f"# {args.events} claimx events over {args.projects} projects (seed {args.seed}); "
-          f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"# {args.events} claimx events over {args.projects} projects (seed {args.seed}); "
+        f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     print("# event mix: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         on = measure_api_calls(Path(tmp) / "on", rows, cache_enabled=True, ttl_seconds=args.ttl)
@@ -74,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"rows differ: on {on.rows} off {off.rows}")
     try:
         check_fresh(on, args.ttl)
-        print(f"freshness: all {len(on.project_updated_at)} claimx_projects.updated_at values lie within the "
-              f"run ({(on.finished_at - on.started_at).total_seconds():.0f} s < TTL {args.ttl} s)")
+        print(
+            f"freshness: all {len(on.project_updated_at)} claimx_projects.updated_at values lie within the "
+            f"run ({(on.finished_at - on.started_at).total_seconds():.0f} s < TTL {args.ttl} s)"
+        )
     except AssertionError as exc:
         failures.append(f"freshness: {exc}")
     for failure in failures:

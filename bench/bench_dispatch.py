@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.simulator import generate  # noqa: E402 - after the path setup
+from simulator import generate  # noqa: E402 - after the path setup
 from tests.e2e.test_faults import PrivateRedis  # noqa: E402
 
 
@@ -54,10 +54,17 @@ def _lines(rows: list[dict]) -> list[bytes]:
     return [json.dumps(r, separators=(",", ":")).encode() for r in rows]
 
 
-def _dispatch(tmp: Path, redis_url: str, app, events: int, attachments: int, batch_size: int,  # noqa: ANN001
-              seed: int) -> Rate:
+def _dispatch(
+    tmp: Path,
+    redis_url: str,
+    app,
+    events: int,
+    attachments: int,
+    batch_size: int,  # noqa: ANN001
+    seed: int,
+) -> Rate:
     from dispatcher.consumer import Dispatcher
-    from pipeline.status import kafka_lag
+    from ops.status import kafka_lag
     from tests.harness import Harness, create_topics
 
     h = Harness(tmp, extra_env={"REDIS_URL": redis_url, "DISPATCH_BATCH_SIZE": str(batch_size)})
@@ -100,8 +107,10 @@ def _print(rates: list[Rate]) -> None:
     width = max(len(r.what) for r in rates) + 2
     print(f"{'run':<{width}}{'items':>7}{'messages':>10}{'seconds':>9}{'items/s':>10}{'messages/s':>12}")
     for r in rates:
-        print(f"{r.what:<{width}}{r.items:>7}{r.messages:>10}{r.seconds:>9.2f}"
-              f"{r.items_per_second:>10.0f}{r.messages_per_second:>12.0f}")
+        print(
+            f"{r.what:<{width}}{r.items:>7}{r.messages:>10}{r.seconds:>9.2f}"
+            f"{r.items_per_second:>10.0f}{r.messages_per_second:>12.0f}"
+        )
 
 
 def _median(runs: list[Rate]) -> Rate:
@@ -127,12 +136,24 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["REDIS_URL"] = redis_url  # the Celery app reads the settings at import
             from tasks import app
 
-            print(f"# {args.events} events per run, batch {args.batch_size}, repeat {args.repeat}; "
-                  f"{platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
+            print(
+                f"# {args.events} events per run, batch {args.batch_size}, repeat {args.repeat}; "
+                f"{platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
+            )
             rates: list[Rate] = []
             for k in [int(a) for a in args.attachments.split(",")]:
-                runs = [_dispatch(tmp / f"d{k}-{i}", redis_url, app, args.events, k, args.batch_size,
-                                  args.seed + 10 * i + k) for i in range(args.repeat)]
+                runs = [
+                    _dispatch(
+                        tmp / f"d{k}-{i}",
+                        redis_url,
+                        app,
+                        args.events,
+                        k,
+                        args.batch_size,
+                        args.seed + 10 * i + k,
+                    )
+                    for i in range(args.repeat)
+                ]
                 rates.append(_median(runs))
             rates.append(_median([_send_task_baseline(app, args.events) for _ in range(args.repeat)]))
         finally:

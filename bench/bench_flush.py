@@ -31,8 +31,8 @@ from deltalake import DeltaTable, write_deltalake
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.settings import load_settings  # noqa: E402
 from domains.names import Table  # noqa: E402
-from pipeline.settings import load_settings  # noqa: E402
 from writers.flush import flush_table  # noqa: E402
 from writers.staging import Stager  # noqa: E402
 from writers.tables import TABLES, table_uri  # noqa: E402
@@ -47,28 +47,32 @@ def make_rows(count: int) -> list[dict[str, object]]:
     rows = []
     for i in range(count):
         trace = f"3f9b2c1e-7a44-4c1d-9e2b-{i // 10:012d}"
-        rows.append({
-            "media_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{trace}:{i}")),
-            "trace_id": trace,
-            "attachment_url": f"https://xn-exportreceiver.s3.example.com/exports/A-{i // 10}/{trace}/file_{i}.pdf",
-            "blob_path": f"documentsReceived/A-{i // 10}/{trace}/A-{i // 10}_file_{i}.pdf",
-            "file_type": "PDF",
-            "status_subtype": "documentsReceived",
-            "assignment_id": f"A-{i // 10}",
-            "bytes_downloaded": 1000 + i,
-            "downloaded_at": (start + timedelta(seconds=i)).isoformat(),
-        })
+        rows.append(
+            {
+                "media_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{trace}:{i}")),
+                "trace_id": trace,
+                "attachment_url": f"https://xn-exportreceiver.s3.example.com/exports/A-{i // 10}/{trace}/file_{i}.pdf",
+                "blob_path": f"documentsReceived/A-{i // 10}/{trace}/A-{i // 10}_file_{i}.pdf",
+                "file_type": "PDF",
+                "status_subtype": "documentsReceived",
+                "assignment_id": f"A-{i // 10}",
+                "bytes_downloaded": 1000 + i,
+                "downloaded_at": (start + timedelta(seconds=i)).isoformat(),
+            }
+        )
     return rows
 
 
-def run_pipeline(rows: list[dict[str, object]], lake: Path, client: redis.Redis, batch: int) -> dict[str, float]:
+def run_pipeline(
+    rows: list[dict[str, object]], lake: Path, client: redis.Redis, batch: int
+) -> dict[str, float]:
     settings = load_settings(lake_dir=lake)
     prefix = f"bench:flush:{uuid.uuid4().hex}"
     stager = Stager(client, prefix)
     try:
         started = time.perf_counter()
         for offset in range(0, len(rows), STAGE_CHUNK):
-            stager.stage(TABLE, rows[offset:offset + STAGE_CHUNK])
+            stager.stage(TABLE, rows[offset : offset + STAGE_CHUNK])
         staged = time.perf_counter()
         commits = 0
         while True:
@@ -82,8 +86,13 @@ def run_pipeline(rows: list[dict[str, object]], lake: Path, client: redis.Redis,
         if keys:
             client.delete(*keys)
     written = pl.read_delta(table_uri(settings, TABLE)).height
-    return {"stage_s": staged - started, "flush_s": flushed - staged, "total_s": flushed - started,
-            "commits": commits, "rows": written}
+    return {
+        "stage_s": staged - started,
+        "flush_s": flushed - staged,
+        "total_s": flushed - started,
+        "commits": commits,
+        "rows": written,
+    }
 
 
 def run_baseline(rows: list[dict[str, object]], lake: Path, chunk: int) -> dict[str, float]:
@@ -93,15 +102,24 @@ def run_baseline(rows: list[dict[str, object]], lake: Path, chunk: int) -> dict[
     now = datetime.now(UTC)
     started = time.perf_counter()
     for offset in range(0, len(rows), chunk):
-        part = [{**row, "downloaded_at": datetime.fromisoformat(str(row["downloaded_at"])),
-                 "created_at": now, "event_date": now.date()} for row in rows[offset:offset + chunk]]
+        part = [
+            {
+                **row,
+                "downloaded_at": datetime.fromisoformat(str(row["downloaded_at"])),
+                "created_at": now,
+                "event_date": now.date(),
+            }
+            for row in rows[offset : offset + chunk]
+        ]
         write_deltalake(uri, pa.Table.from_pylist(part, schema=spec.schema), mode="append")
     elapsed = time.perf_counter() - started
     return {"total_s": elapsed, "commits": DeltaTable(uri).version(), "rows": pl.read_delta(uri).height}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--baseline-batch", type=int, default=1_000)
@@ -119,11 +137,15 @@ def main() -> None:
     n = args.rows
     print(f"rows: {n}  table: {TABLE}  flush batch: {args.batch}  baseline append: {args.baseline_batch}")
     print(f"pipeline stage      {pipeline['stage_s']:7.2f} s  {n / pipeline['stage_s']:>10,.0f} rows/s")
-    print(f"pipeline flush      {pipeline['flush_s']:7.2f} s  {n / pipeline['flush_s']:>10,.0f} rows/s"
-          f"  ({pipeline['commits']:.0f} merge commits, {pipeline['rows']:.0f} rows in table)")
+    print(
+        f"pipeline flush      {pipeline['flush_s']:7.2f} s  {n / pipeline['flush_s']:>10,.0f} rows/s"
+        f"  ({pipeline['commits']:.0f} merge commits, {pipeline['rows']:.0f} rows in table)"
+    )
     print(f"pipeline end-to-end {pipeline['total_s']:7.2f} s  {n / pipeline['total_s']:>10,.0f} rows/s")
-    print(f"baseline appends    {baseline['total_s']:7.2f} s  {n / baseline['total_s']:>10,.0f} rows/s"
-          f"  ({baseline['commits']:.0f} append commits, {baseline['rows']:.0f} rows in table)")
+    print(
+        f"baseline appends    {baseline['total_s']:7.2f} s  {n / baseline['total_s']:>10,.0f} rows/s"
+        f"  ({baseline['commits']:.0f} append commits, {baseline['rows']:.0f} rows in table)"
+    )
     print(f"speed-up (end-to-end vs baseline): {baseline['total_s'] / pipeline['total_s']:.1f}x")
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.errors import ConfigError
 from dispatcher.kusto import format_time, parse_time
 from dispatcher.poll_query import Cursor
-from pipeline.errors import ConfigError
 
 
 class CheckpointStore:
@@ -32,8 +32,11 @@ class CheckpointStore:
             raise ConfigError(f"checkpoint {self.path} is unreadable ({exc}); fix or delete it") from None
 
     def save(self, cursor: Cursor, *, now: datetime) -> None:
-        body = {"last_ingestion_time": format_time(cursor.ticks), "last_trace_id": cursor.key or None,
-                "updated_at": now.astimezone(UTC).isoformat()}
+        body = {
+            "last_ingestion_time": format_time(cursor.ticks),
+            "last_trace_id": cursor.key or None,
+            "updated_at": now.astimezone(UTC).isoformat(),
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:

@@ -28,14 +28,14 @@ from celery import Celery
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from kombu.exceptions import OperationalError
 
+from core.errors import PipelineError
+from core.observability import Metric
+from core.security.redact import sanitize_error
+from core.settings import Settings
+from core.state import Counters, DispatchLedger, PendingAttachments, RowStash, UrlVault
 from domains.canvas import DomainSpec, ParsedEvent
 from domains.names import Domain
 from domains.registry import build_specs
-from pipeline.errors import PipelineError
-from pipeline.observability import Metric
-from pipeline.security.redact import sanitize_error
-from pipeline.settings import Settings
-from pipeline.state import Counters, DispatchLedger, PendingAttachments, RowStash, UrlVault
 from tasks.canvas import enqueue_plans
 
 log = logging.getLogger("pipeline.dispatcher")
@@ -54,7 +54,9 @@ class BatchStats:
     duplicates: int = 0
     dead_lettered: int = 0
     signatures: int = 0
-    per_domain: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    per_domain: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
 
 
 class Dispatcher:
@@ -70,11 +72,14 @@ class Dispatcher:
         self.counters = Counters(self.redis)
         base = settings.kafka_config()
         self._consumer_conf = {
-            **base, "group.id": group_id or settings.kafka_consumer_group,
-            "enable.auto.commit": False, "auto.offset.reset": settings.kafka_auto_offset_reset,
+            **base,
+            "group.id": group_id or settings.kafka_consumer_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": settings.kafka_auto_offset_reset,
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": settings.kafka_session_timeout_ms,
-            "max.poll.interval.ms": 300000}
+            "max.poll.interval.ms": 300000,
+        }
         self.consumer = Consumer(self._consumer_conf)
         self.producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
         self._stop = threading.Event()
@@ -97,16 +102,21 @@ class Dispatcher:
                 except RECOVERABLE as exc:
                     # Nothing of this batch was committed: rejoin the group so the batch is read
                     # again from the committed offsets once the broker / Redis is back.
-                    log.error("dispatch batch failed, re-reading it in %.0f s: %s", backoff,
-                              sanitize_error(str(exc)))
+                    log.error(
+                        "dispatch batch failed, re-reading it in %.0f s: %s",
+                        backoff,
+                        sanitize_error(str(exc)),
+                    )
                     self._rejoin()
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 30.0)
                     continue
                 if stats.read:
                     idle_since = datetime.now(UTC)
-                elif idle_exit_seconds is not None and \
-                        (datetime.now(UTC) - idle_since).total_seconds() > idle_exit_seconds:
+                elif (
+                    idle_exit_seconds is not None
+                    and (datetime.now(UTC) - idle_since).total_seconds() > idle_exit_seconds
+                ):
                     break
         finally:
             self.close()
@@ -184,18 +194,24 @@ class Dispatcher:
         except (PipelineError, ValueError, TypeError, RecursionError) as exc:
             reason = sanitize_error(str(exc)) or type(exc).__name__
             value = msg.value() or b""
-            headers = [("error", reason.encode()), ("error_type", type(exc).__name__.encode()),
-                       ("source_topic", msg.topic().encode()),
-                       ("source_partition", str(msg.partition()).encode()),
-                       ("source_offset", str(msg.offset()).encode()),
-                       ("failed_at", datetime.now(UTC).isoformat().encode())]
+            headers = [
+                ("error", reason.encode()),
+                ("error_type", type(exc).__name__.encode()),
+                ("source_topic", msg.topic().encode()),
+                ("source_partition", str(msg.partition()).encode()),
+                ("source_offset", str(msg.offset()).encode()),
+                ("failed_at", datetime.now(UTC).isoformat().encode()),
+            ]
             if len(value) > DLQ_MAX_VALUE_BYTES:
                 # The producer refuses ~1 MB; the whole record stays in the source topic (offset above).
                 headers += [("value_truncated", b"true"), ("original_size", str(len(value)).encode())]
                 value = value[:DLQ_MAX_VALUE_BYTES]
-            self.producer.produce(self.settings.dlq_topic_for(domain.value), value=value, key=msg.key(),
-                                  headers=headers)
+            self.producer.produce(
+                self.settings.dlq_topic_for(domain.value), value=value, key=msg.key(), headers=headers
+            )
             counts[Metric.PARSE_ERRORS] += 1
-            log.warning("record dead-lettered", extra={"domain": domain.value, "error": reason,
-                                                        "offset": msg.offset()})
+            log.warning(
+                "record dead-lettered",
+                extra={"domain": domain.value, "error": reason, "offset": msg.offset()},
+            )
             return None

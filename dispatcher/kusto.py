@@ -11,7 +11,7 @@ Contracts:
   strings are single-quoted with backslash escapes, datetimes are re-formatted from ticks.
 * :meth:`EventhouseClient.query` returns the primary result as dicts of the JSON values Kusto sent
   (datetimes stay full-precision ISO strings, ``dynamic`` stays an object) or raises a classified
-  :class:`~pipeline.errors.PipelineError` after at most ``max_retries`` bounded, backed-off retries.
+  :class:`~core.errors.PipelineError` after at most ``max_retries`` bounded, backed-off retries.
   A response that reports query errors (partial results) is a failure, never a short page.
 """
 
@@ -38,8 +38,8 @@ from azure.kusto.data.exceptions import (
     KustoThrottlingError,
 )
 
-from pipeline.errors import AuthError, ErrorCategory, PermanentError, PipelineError, TransientError
-from pipeline.security.redact import sanitize_error
+from core.errors import AuthError, ErrorCategory, PermanentError, PipelineError, TransientError
+from core.security.redact import sanitize_error
 
 log = logging.getLogger("pipeline.poller.kusto")
 
@@ -49,8 +49,16 @@ _KUSTO_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?
 #: Kusto's own resource id: the audience of Eventhouse tokens (SPEC §8.2 token-file key).
 KUSTO_RESOURCE = "https://kusto.kusto.windows.net"
 #: Error codes / texts that mean "try again later" (throttling, busy, transient service faults).
-_TRANSIENT_MARKERS = ("40501", "limitsexceeded", "toomanyrequests", "throttl", "serviceunavailable",
-                      "servicebusy", "timeout", "timed out")
+_TRANSIENT_MARKERS = (
+    "40501",
+    "limitsexceeded",
+    "toomanyrequests",
+    "throttl",
+    "serviceunavailable",
+    "servicebusy",
+    "timeout",
+    "timed out",
+)
 
 
 # --- time values --------------------------------------------------------------------------------
@@ -84,8 +92,13 @@ def format_time(ticks: int) -> str:
 # --- KQL literals -------------------------------------------------------------------------------
 def kql_string(value: str) -> str:
     """A single-quoted KQL string literal: backslash, quote and line breaks are escaped."""
-    escaped = (value.replace("\\", "\\\\").replace("'", "\\'")
-               .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace("'", "\\'")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
     return f"'{escaped}'"
 
 
@@ -106,8 +119,9 @@ def classify(exc: BaseException) -> PipelineError:
         return exc
     text = sanitize_error(_describe(exc))
     if isinstance(exc, KustoThrottlingError):
-        return TransientError(f"Eventhouse throttled the query: {text}", http_status=429,
-                              retry_after_seconds=_retry_after(exc))
+        return TransientError(
+            f"Eventhouse throttled the query: {text}", http_status=429, retry_after_seconds=_retry_after(exc)
+        )
     if isinstance(exc, KustoAuthenticationError):
         return AuthError(f"no Eventhouse token ({type(exc.exception).__name__})")
     if isinstance(exc, KustoNetworkError):
@@ -117,12 +131,16 @@ def classify(exc: BaseException) -> PipelineError:
     if status in (401, 403):
         return AuthError(f"Eventhouse refused the credentials (HTTP {status})", http_status=status)
     if status == 429 or any(marker in lowered for marker in _TRANSIENT_MARKERS):
-        return TransientError(f"Eventhouse busy: {text}", http_status=status, retry_after_seconds=_retry_after(exc))
+        return TransientError(
+            f"Eventhouse busy: {text}", http_status=status, retry_after_seconds=_retry_after(exc)
+        )
     if _marked_permanent(exc) or (status is not None and 400 <= status < 500):
         return PermanentError(f"Eventhouse rejected the query: {text}", http_status=status)
     if (status is not None and status >= 500) or isinstance(exc, KustoMultiApiError):
         return TransientError(f"Eventhouse query failed: {text}", http_status=status)
-    return PipelineError(f"Eventhouse query failed: {text}", category=ErrorCategory.UNKNOWN, http_status=status)
+    return PipelineError(
+        f"Eventhouse query failed: {text}", category=ErrorCategory.UNKNOWN, http_status=status
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -179,7 +197,7 @@ class RetryPolicy:
     max_delay_seconds: float = 30.0
 
     def delay(self, retry: int, retry_after_seconds: float | None = None) -> float:
-        backoff = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** retry)
+        backoff = min(self.max_delay_seconds, self.base_delay_seconds * 2**retry)
         backoff *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
         if retry_after_seconds is not None:
             backoff = max(backoff, min(retry_after_seconds, self.max_delay_seconds))
@@ -208,9 +226,17 @@ def token_file_provider(path: Path) -> Callable[[], str]:
 class EventhouseClient:
     """Runs KQL against one Eventhouse database. Not thread-safe; one per poller."""
 
-    def __init__(self, cluster_url: str, database: str, *, token_provider: Callable[[], str] | None = None,
-                 credential: Any | None = None, timeout_seconds: float = 120.0,
-                 retry: RetryPolicy | None = None, wait: Callable[[float], object] = time.sleep) -> None:
+    def __init__(
+        self,
+        cluster_url: str,
+        database: str,
+        *,
+        token_provider: Callable[[], str] | None = None,
+        credential: Any | None = None,
+        timeout_seconds: float = 120.0,
+        retry: RetryPolicy | None = None,
+        wait: Callable[[float], object] = time.sleep,
+    ) -> None:
         self.cluster_url = cluster_url.rstrip("/")
         self.database = database
         self._token_provider = token_provider
@@ -233,8 +259,14 @@ class EventhouseClient:
                 if not error.category.retryable or retry >= self.retry.max_retries:
                     raise error from None
                 delay = self.retry.delay(retry, error.retry_after_seconds)
-                log.warning("eventhouse query failed (%s), retry %d/%d in %.1fs: %s", error.category.value,
-                            retry + 1, self.retry.max_retries, delay, error.message)
+                log.warning(
+                    "eventhouse query failed (%s), retry %d/%d in %.1fs: %s",
+                    error.category.value,
+                    retry + 1,
+                    self.retry.max_retries,
+                    delay,
+                    error.message,
+                )
                 retry += 1
                 if self._wait(delay):  # interrupted (stop requested)
                     raise error from None
@@ -249,8 +281,9 @@ class EventhouseClient:
         properties.set_option(ClientRequestProperties.request_timeout_option_name, self._timeout)
         response = self._connection().execute_query(self.database, kql, properties)
         if response.errors_count:
-            raise TransientError("Eventhouse returned partial results: "
-                                 + sanitize_error("; ".join(response.get_exceptions())))
+            raise TransientError(
+                "Eventhouse returned partial results: " + sanitize_error("; ".join(response.get_exceptions()))
+            )
         primary = response.primary_results
         if not primary:
             raise TransientError("Eventhouse response has no primary result")
@@ -260,10 +293,13 @@ class EventhouseClient:
     def _connection(self) -> KustoClient:
         if self._client is None:
             if self._token_provider is not None:
-                kcsb = KustoConnectionStringBuilder.with_token_provider(self.cluster_url, self._token_provider)
+                kcsb = KustoConnectionStringBuilder.with_token_provider(
+                    self.cluster_url, self._token_provider
+                )
             else:
                 kcsb = KustoConnectionStringBuilder.with_azure_token_credential(
-                    self.cluster_url, credential=self._credential or _default_credential())
+                    self.cluster_url, credential=self._credential or _default_credential()
+                )
             self._client = KustoClient(kcsb)
         return self._client
 
@@ -274,5 +310,15 @@ def _default_credential() -> Any:
     return default_credential()
 
 
-__all__ = ["EventhouseClient", "RetryPolicy", "classify", "format_time",
-           "kql_datetime", "kql_string", "kql_table", "parse_time", "ticks_of", "token_file_provider"]
+__all__ = [
+    "EventhouseClient",
+    "RetryPolicy",
+    "classify",
+    "format_time",
+    "kql_datetime",
+    "kql_string",
+    "kql_table",
+    "parse_time",
+    "ticks_of",
+    "token_file_provider",
+]

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.errors import ConfigError, PermanentError
+from core.settings import Settings
 from dispatcher.kusto import kql_datetime, kql_string, kql_table, parse_time, ticks_of
 from domains.names import Domain
-from pipeline.errors import ConfigError, PermanentError
-from pipeline.settings import Settings
 
 INGESTION_COLUMN = "ingestion_time"
 #: The tie-break column per domain (SPEC §2.2 C: claimx has none configured).
@@ -35,9 +35,13 @@ class Source:
         url = getattr(settings, f"{prefix}_eventhouse_cluster_url")
         database = getattr(settings, f"{prefix}_eventhouse_database")
         if not url or not database:
-            raise ConfigError(f"the {prefix} poller needs {prefix.upper()}_EVENTHOUSE_CLUSTER_URL and "
-                              f"{prefix.upper()}_EVENTHOUSE_DATABASE")
-        return cls(domain, url, database, getattr(settings, f"{prefix}_eventhouse_table"), TIEBREAK_COLUMN[domain])
+            raise ConfigError(
+                f"the {prefix} poller needs {prefix.upper()}_EVENTHOUSE_CLUSTER_URL and "
+                f"{prefix.upper()}_EVENTHOUSE_DATABASE"
+            )
+        return cls(
+            domain, url, database, getattr(settings, f"{prefix}_eventhouse_table"), TIEBREAK_COLUMN[domain]
+        )
 
 
 @dataclass(frozen=True, order=True)
@@ -48,37 +52,44 @@ class Cursor:
     key: str = ""
 
 
-def build_query(source: Source, *, cursor: Cursor | None, start_ticks: int, end_ticks: int,
-                batch_size: int) -> str:
+def build_query(
+    source: Source, *, cursor: Cursor | None, start_ticks: int, end_ticks: int, batch_size: int
+) -> str:
     """The page query: rows after ``cursor`` (or from ``start_ticks`` on), before ``end_ticks``."""
     tiebreak = source.tiebreak_column
     if cursor is None:
         after = f"ingestion_time() >= {kql_datetime(start_ticks)}"
     elif tiebreak is not None:
         at = kql_datetime(cursor.ticks)
-        after = (f"ingestion_time() > {at} or (ingestion_time() == {at} and "
-                 f"strcmp(tostring({tiebreak}), {kql_string(cursor.key)}) > 0)")
+        after = (
+            f"ingestion_time() > {at} or (ingestion_time() == {at} and "
+            f"strcmp(tostring({tiebreak}), {kql_string(cursor.key)}) > 0)"
+        )
     else:  # claimx: the checkpoint is always the end of a whole ingestion-time group
         after = f"ingestion_time() > {kql_datetime(cursor.ticks)}"
     order = f"{INGESTION_COLUMN} asc" + (f", {tiebreak} asc" if tiebreak else "")
-    return "\n".join([
-        kql_table(source.table),
-        f"| where {after}",
-        f"| where ingestion_time() < {kql_datetime(end_ticks)}",
-        f"| extend {INGESTION_COLUMN} = ingestion_time()",
-        f"| order by {order}",
-        f"| take {int(batch_size)}",
-    ])
+    return "\n".join(
+        [
+            kql_table(source.table),
+            f"| where {after}",
+            f"| where ingestion_time() < {kql_datetime(end_ticks)}",
+            f"| extend {INGESTION_COLUMN} = ingestion_time()",
+            f"| order by {order}",
+            f"| take {int(batch_size)}",
+        ]
+    )
 
 
 def build_group_query(source: Source, ticks: int) -> str:
     """Every row of one ingestion time (claimx: a full page that is a single group)."""
-    return "\n".join([
-        kql_table(source.table),
-        f"| where ingestion_time() == {kql_datetime(ticks)}",
-        f"| extend {INGESTION_COLUMN} = ingestion_time()",
-        f"| order by {INGESTION_COLUMN} asc",
-    ])
+    return "\n".join(
+        [
+            kql_table(source.table),
+            f"| where ingestion_time() == {kql_datetime(ticks)}",
+            f"| extend {INGESTION_COLUMN} = ingestion_time()",
+            f"| order by {INGESTION_COLUMN} asc",
+        ]
+    )
 
 
 def row_cursor(source: Source, row: dict[str, Any]) -> Cursor:
@@ -86,12 +97,16 @@ def row_cursor(source: Source, row: dict[str, Any]) -> Cursor:
     try:
         ticks = ticks_of(value) if isinstance(value, datetime) else parse_time(str(value))
     except (TypeError, ValueError) as exc:
-        raise PermanentError(f"{source.domain.value} row without a valid {INGESTION_COLUMN}: {value!r}") from exc
+        raise PermanentError(
+            f"{source.domain.value} row without a valid {INGESTION_COLUMN}: {value!r}"
+        ) from exc
     key = row.get(source.tiebreak_column) if source.tiebreak_column else None
     return Cursor(ticks, "" if key is None else str(key))
 
 
-def after_cursor(source: Source, rows: Sequence[dict[str, Any]], cursor: Cursor | None) -> list[dict[str, Any]]:
+def after_cursor(
+    source: Source, rows: Sequence[dict[str, Any]], cursor: Cursor | None
+) -> list[dict[str, Any]]:
     """Client-side re-filter: only rows strictly after ``cursor`` in the query's order."""
     if cursor is None:
         return list(rows)

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 import click
 from confluent_kafka import Producer
 
+from core.errors import ConfigError, ErrorCategory, PipelineError, TransientError
+from core.settings import Settings
 from dispatcher.checkpoint import CheckpointStore
 from dispatcher.kusto import (
     EventhouseClient,
@@ -51,10 +53,9 @@ from dispatcher.poll_query import (
 )
 from dispatcher.publisher import record_key
 from domains.names import Domain
-from pipeline.errors import ConfigError, ErrorCategory, PipelineError, TransientError
-from pipeline.settings import Settings
 
 log = logging.getLogger("pipeline.poller")
+
 
 class QueryClient(Protocol):
     def query(self, kql: str) -> list[dict[str, Any]]: ...
@@ -82,8 +83,15 @@ class KafkaSink:
         self.domain = domain
         self.topic = settings.topic_for(domain.value)
         self._flush_timeout = flush_timeout_seconds
-        self._producer = Producer({**settings.kafka_config(), "acks": "all", "enable.idempotence": True,
-                                   "linger.ms": 20, "compression.type": "lz4"})
+        self._producer = Producer(
+            {
+                **settings.kafka_config(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 20,
+                "compression.type": "lz4",
+            }
+        )
 
     def publish(self, lines: Sequence[bytes]) -> None:
         """Return only when every line is acknowledged; else :class:`TransientError`."""
@@ -96,15 +104,17 @@ class KafkaSink:
         for line in lines:
             while True:
                 try:
-                    self._producer.produce(self.topic, value=line, key=record_key(self.domain, line),
-                                           on_delivery=_report)
+                    self._producer.produce(
+                        self.topic, value=line, key=record_key(self.domain, line), on_delivery=_report
+                    )
                     break
                 except BufferError:
                     self._producer.poll(0.5)
         remaining = self._producer.flush(self._flush_timeout)
         if remaining or errors:
-            raise TransientError(f"{len(errors) + remaining} of {len(lines)} rows not delivered to "
-                                 f"{self.topic}: {errors[:3]}")
+            raise TransientError(
+                f"{len(errors) + remaining} of {len(lines)} rows not delivered to {self.topic}: {errors[:3]}"
+            )
 
     def close(self) -> None:
         self._producer.flush(self._flush_timeout)
@@ -130,9 +140,17 @@ class PageResult:
 class Poller:
     """Polls one domain's Eventhouse table into its raw topic (see the module contract)."""
 
-    def __init__(self, settings: Settings, source: Source, client: QueryClient, sink: Sink, *,
-                 backfill: Backfill | None = None, clock: Callable[[], datetime] | None = None,
-                 stop_event: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        client: QueryClient,
+        sink: Sink,
+        *,
+        backfill: Backfill | None = None,
+        clock: Callable[[], datetime] | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.client = client
@@ -152,12 +170,21 @@ class Poller:
     def from_settings(cls, settings: Settings, domain: Domain, *, backfill: Backfill | None = None) -> Poller:
         source = Source.from_settings(settings, domain)
         stop = threading.Event()
-        token = token_file_provider(settings.eventhouse_token_file) if settings.eventhouse_token_file else None
+        token = (
+            token_file_provider(settings.eventhouse_token_file) if settings.eventhouse_token_file else None
+        )
         client = EventhouseClient(
-            source.cluster_url, source.database, token_provider=token,
-            timeout_seconds=settings.eventhouse_query_timeout_seconds, wait=stop.wait,
-            retry=RetryPolicy(settings.eventhouse_max_retries, settings.eventhouse_retry_base_delay_seconds,
-                              settings.eventhouse_retry_max_delay_seconds))
+            source.cluster_url,
+            source.database,
+            token_provider=token,
+            timeout_seconds=settings.eventhouse_query_timeout_seconds,
+            wait=stop.wait,
+            retry=RetryPolicy(
+                settings.eventhouse_max_retries,
+                settings.eventhouse_retry_base_delay_seconds,
+                settings.eventhouse_retry_max_delay_seconds,
+            ),
+        )
         # the client's retry back-off waits on the poller's stop event, so SIGTERM ends them early
         return cls(settings, source, client, KafkaSink(settings, domain), backfill=backfill, stop_event=stop)
 
@@ -191,8 +218,12 @@ class Poller:
             except PipelineError as exc:
                 if exc.category is ErrorCategory.PERMANENT:
                     raise
-                log.error("%s poll failed (%s), checkpoint unchanged: %s", self.source.domain.value,
-                          exc.category.value, exc.message)
+                log.error(
+                    "%s poll failed (%s), checkpoint unchanged: %s",
+                    self.source.domain.value,
+                    exc.category.value,
+                    exc.message,
+                )
                 result = PageResult(0, 0, more=False)
             if not result.more:
                 self._stop.wait(self.settings.poll_interval_seconds)
@@ -200,7 +231,9 @@ class Poller:
     def _run_backfill(self) -> None:
         if self._stop_ticks is None:
             # fixed at the start, so the backfill ends under live ingestion
-            self._stop_ticks = ticks_of(self._clock()) - int(self.settings.eventhouse_settle_seconds * 10_000_000)
+            self._stop_ticks = ticks_of(self._clock()) - int(
+                self.settings.eventhouse_settle_seconds * 10_000_000
+            )
         while not self._stop.is_set() and self.poll_once().more:
             pass
 
@@ -211,11 +244,15 @@ class Poller:
         start = self._start_ticks
         if start is None:
             start = now - int(self.settings.eventhouse_lookback_seconds * 10_000_000)
-        end = self._stop_ticks if self._stop_ticks is not None else (
-            now - int(self.settings.eventhouse_settle_seconds * 10_000_000))
+        end = (
+            self._stop_ticks
+            if self._stop_ticks is not None
+            else (now - int(self.settings.eventhouse_settle_seconds * 10_000_000))
+        )
         batch = self.settings.poll_batch_size
-        rows = self.client.query(build_query(self.source, cursor=self.cursor, start_ticks=start,
-                                             end_ticks=end, batch_size=batch))
+        rows = self.client.query(
+            build_query(self.source, cursor=self.cursor, start_ticks=start, end_ticks=end, batch_size=batch)
+        )
         full = len(rows) >= batch
         fresh = after_cursor(self.source, rows, self.cursor)
         if full and self.source.tiebreak_column is None:
@@ -225,10 +262,17 @@ class Poller:
             cursor = max(row_cursor(self.source, row) for row in fresh)
             self.store.save(cursor, now=self._clock())
             self.cursor = cursor
-        log.info("%s page: %d fetched, %d published, checkpoint %s", self.source.domain.value, len(rows),
-                 len(fresh), format_time(self.cursor.ticks) if self.cursor else "none")
+        log.info(
+            "%s page: %d fetched, %d published, checkpoint %s",
+            self.source.domain.value,
+            len(rows),
+            len(fresh),
+            format_time(self.cursor.ticks) if self.cursor else "none",
+        )
         if full and not fresh:
-            log.warning("%s: a full page brought nothing new; waiting for the next cycle", self.source.domain.value)
+            log.warning(
+                "%s: a full page brought nothing new; waiting for the next cycle", self.source.domain.value
+            )
         return PageResult(len(rows), len(fresh), more=full and bool(fresh))
 
     def _whole_groups(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -238,36 +282,56 @@ class Poller:
             return complete
         ticks = row_cursor(self.source, rows[0]).ticks
         group = self.client.query(build_group_query(self.source, ticks))
-        log.info("%s: %d rows share ingestion time %s; read as one group", self.source.domain.value,
-                 len(group), format_time(ticks))
+        log.info(
+            "%s: %d rows share ingestion time %s; read as one group",
+            self.source.domain.value,
+            len(group),
+            format_time(ticks),
+        )
         return after_cursor(self.source, group, self.cursor)
 
 
 # --- CLI ----------------------------------------------------------------------------------------
 @click.command("poll")
 @click.option("--domain", type=click.Choice([d.value for d in Domain]), required=True)
-@click.option("--backfill/--live", default=None,
-              help="Bulk backfill: page through [start, stop) until a short page, then exit "
-                   "(default EVENTHOUSE_BULK_BACKFILL).")
-@click.option("--start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
-              default=None, help="Backfill start, UTC unless an offset is given (own checkpoint file).")
-@click.option("--stop", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
-              default=None, help="Backfill stop, exclusive (default: now at start-up).")
+@click.option(
+    "--backfill/--live",
+    default=None,
+    help="Bulk backfill: page through [start, stop) until a short page, then exit "
+    "(default EVENTHOUSE_BULK_BACKFILL).",
+)
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    default=None,
+    help="Backfill start, UTC unless an offset is given (own checkpoint file).",
+)
+@click.option(
+    "--stop",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    default=None,
+    help="Backfill stop, exclusive (default: now at start-up).",
+)
 def poll_command(domain: str, backfill: bool | None, start: datetime | None, stop: datetime | None) -> None:
     """Poll the domain's Eventhouse table into its raw Kafka topic."""
-    from pipeline.settings import get_settings
+    from core.settings import get_settings
 
     try:
         settings = get_settings()
         if backfill is None:  # --start/--stop on the command line imply a backfill
             backfill = settings.eventhouse_bulk_backfill or start is not None or stop is not None
-        window = Backfill(start or settings.eventhouse_backfill_start, stop or settings.eventhouse_backfill_stop)
+        window = Backfill(
+            start or settings.eventhouse_backfill_start, stop or settings.eventhouse_backfill_stop
+        )
         poller = Poller.from_settings(settings, Domain(domain), backfill=window if backfill else None)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     poller.install_signal_handlers()
-    click.echo(f"polling {poller.source.table} into {settings.topic_for(domain)}"
-               + (" (bulk backfill)" if poller.backfill else ""), err=True)
+    click.echo(
+        f"polling {poller.source.table} into {settings.topic_for(domain)}"
+        + (" (bulk backfill)" if poller.backfill else ""),
+        err=True,
+    )
     try:
         poller.run()
     except (PipelineError, ConfigError) as exc:

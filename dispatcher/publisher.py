@@ -13,8 +13,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException, Producer
 
+from core.settings import Settings
 from domains.names import Domain
-from pipeline.settings import Settings
 
 _KEY_FIELDS = {Domain.XACT: ("traceId", "trace_id"), Domain.CLAIMX: ("projectId", "project_id")}
 
@@ -36,11 +36,23 @@ def read_lines(path: Path) -> list[bytes]:
     return [line for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def publish_lines(settings: Settings, domain: Domain, lines: Iterable[bytes], *,
-                  on_sent: Callable[[int], None] | None = None) -> int:
+def publish_lines(
+    settings: Settings,
+    domain: Domain,
+    lines: Iterable[bytes],
+    *,
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
     """Publish and wait for every delivery report; raises KafkaException if any failed."""
-    producer = Producer({**settings.kafka_config(), "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 20, "compression.type": "lz4"})
+    producer = Producer(
+        {
+            **settings.kafka_config(),
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+        }
+    )
     topic = settings.topic_for(domain.value)
     errors: list[str] = []
 

@@ -48,8 +48,11 @@ def claimx_event_id(
     So the same instant gives the same id whatever its source time zone or precision.
     """
     parts = [str(project_id), event_type, claimx_ingested_at_iso(ingested_at)]
-    for label, value in (("media", media_id), ("task", task_assignment_id),
-                         ("video", video_collaboration_id)):
+    for label, value in (
+        ("media", media_id),
+        ("task", task_assignment_id),
+        ("video", video_collaboration_id),
+    ):
         if value is not None and str(value) != "":
             parts.append(f"{label}:{value}")
     return str(uuid.uuid5(CLAIMX_EVENT_NS, "|".join(parts)))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from core.security.urls import UrlPolicy
+from core.settings import Settings
 from domains.canvas import DomainSpec
 from domains.names import Domain
-from pipeline.security.urls import UrlPolicy
-from pipeline.settings import Settings
 
 
 def build_specs(settings: Settings) -> dict[Domain, DomainSpec]:

@@ -9,7 +9,7 @@ from pydantic_core import PydanticUndefined
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 
 
 def rows() -> list[str]:
@@ -24,7 +24,11 @@ def rows() -> list[str]:
         if len(shown) > 40:
             shown = shown[:37] + "…"
         meaning = " ".join((field.description or "").split()).replace("|", "\\|")
-        out.append(f"| `{name.upper()}` | `{shown}` | {meaning} |" if shown else f"| `{name.upper()}` | | {meaning} |")
+        out.append(
+            f"| `{name.upper()}` | `{shown}` | {meaning} |"
+            if shown
+            else f"| `{name.upper()}` | | {meaning} |"
+        )
     return out
 
 

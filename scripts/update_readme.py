@@ -13,7 +13,11 @@ from settings_table import rows  # noqa: E402
 
 readme = ROOT / "README.md"
 text = readme.read_text()
-new = re.sub(r"(<!-- settings:start -->\n).*?(\n<!-- settings:end -->)",
-             lambda m: m.group(1) + "\n".join(rows()) + m.group(2), text, flags=re.S)
+new = re.sub(
+    r"(<!-- settings:start -->\n).*?(\n<!-- settings:end -->)",
+    lambda m: m.group(1) + "\n".join(rows()) + m.group(2),
+    text,
+    flags=re.S,
+)
 readme.write_text(new)
 print("README settings table", "updated" if new != text else "unchanged")

@@ -24,7 +24,7 @@ def _fresh_resources(**_: object) -> None:
 @celeryd_after_setup.connect
 def _add_host_upload_queues(sender: str, instance, **_: object) -> None:  # noqa: ANN001
     """A worker that downloads also uploads what it downloaded when the cache is host-local."""
-    from pipeline.settings import get_settings
+    from core.settings import get_settings
     from tasks.download import host_upload_queue
 
     if get_settings().shared_cache:

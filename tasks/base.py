@@ -23,10 +23,10 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 
+from core.errors import ErrorCategory, PipelineError, TransientError
+from core.observability import LOG_KEYS, Metric, dead_letters_by, requeued_circuit_open, retried
+from core.security.redact import sanitize_error
 from domains.names import DOMAIN_STAGES, Domain, Stage, task_name
-from pipeline.errors import ErrorCategory, PipelineError, TransientError
-from pipeline.observability import LOG_KEYS, Metric, dead_letters_by, requeued_circuit_open, retried
-from pipeline.security.redact import sanitize_error
 from tasks.runtime import Runtime, get_runtime
 
 log = logging.getLogger("pipeline.tasks")
@@ -62,8 +62,9 @@ class StageTask(Task):
     def runtime(self) -> Runtime:
         return get_runtime()
 
-    def handle_failure(self, exc: BaseException, payload: dict[str, Any], *, key: str,
-                       on_dead: FailureHook | None = None) -> None:
+    def handle_failure(
+        self, exc: BaseException, payload: dict[str, Any], *, key: str, on_dead: FailureHook | None = None
+    ) -> None:
         """Retry, re-queue or dead-letter; always raises (Retry or Ignore)."""
         if isinstance(exc, (Retry, Ignore)):
             raise exc
@@ -71,10 +72,19 @@ class StageTask(Task):
         rt = self.runtime
         attempts = self.request.retries + 1
         category = err.category
-        context = {"domain": self.domain, "stage": self.stage, "key": key, "attempt": attempts,
-                   "category": category.value}
-        log.warning("stage failed %s error=%s", " ".join(f"{k}={context[k]}" for k in LOG_KEYS if k in context),
-                    sanitize_error(err.message), extra=context)
+        context = {
+            "domain": self.domain,
+            "stage": self.stage,
+            "key": key,
+            "attempt": attempts,
+            "category": category.value,
+        }
+        log.warning(
+            "stage failed %s error=%s",
+            " ".join(f"{k}={context[k]}" for k in LOG_KEYS if k in context),
+            sanitize_error(err.message),
+            extra=context,
+        )
         if category is ErrorCategory.CIRCUIT_OPEN:
             countdown = max(1.0, float(err.retry_after_seconds or 5))
             self.signature_from_request(countdown=countdown).apply_async()
@@ -88,17 +98,27 @@ class StageTask(Task):
             rt.counters.incr(self.domain, retried(self.stage))
             raise self.retry(exc=err, countdown=countdown, max_retries=len(delays))
         reason = "permanent" if category is ErrorCategory.PERMANENT else "exhausted"
-        rt.dead_letters.add(domain=self.domain, stage=self.stage, task_name=self.name,
-                            payload=payload, category=category, error=err.message,
-                            attempts=attempts, key=key)
+        rt.dead_letters.add(
+            domain=self.domain,
+            stage=self.stage,
+            task_name=self.name,
+            payload=payload,
+            category=category,
+            error=err.message,
+            attempts=attempts,
+            key=key,
+        )
         rt.counters.incr_many(self.domain, {Metric.DEAD_LETTERS: 1, dead_letters_by(reason): 1})
         if on_dead is not None:
             on_dead(rt, payload, err)
         raise Ignore()
 
 
-def register_attachment_stage(app, stage: Stage,  # noqa: ANN001 - the Celery app
-                              run: Callable[[StageTask, Domain, dict[str, Any]], dict[str, Any]]) -> None:
+def register_attachment_stage(
+    app,
+    stage: Stage,  # noqa: ANN001 - the Celery app
+    run: Callable[[StageTask, Domain, dict[str, Any]], dict[str, Any]],
+) -> None:
     """Register ``{domain}.{stage}`` for every domain that has the stage, all running ``run``."""
     for domain, stages in DOMAIN_STAGES.items():
         if stage not in stages:
@@ -109,8 +129,9 @@ def register_attachment_stage(app, stage: Stage,  # noqa: ANN001 - the Celery ap
 
         _task.__name__ = f"{domain.value}_{stage.value}"
         _task.__doc__ = f"{domain.value} {stage.value} of one attachment job (see {run.__module__})."
-        app.task(base=StageTask, bind=True, name=task_name(domain, stage), domain=domain.value,
-                 stage=stage.value)(_task)
+        app.task(
+            base=StageTask, bind=True, name=task_name(domain, stage), domain=domain.value, stage=stage.value
+        )(_task)
 
 
 def utcnow() -> datetime:

@@ -12,10 +12,10 @@ import time
 
 from celery import Task
 
+from core.observability import Metric
+from core.state import Counters, PendingAttachments
 from domains.attachments import AttachmentJob
 from domains.names import Table
-from pipeline.observability import Metric
-from pipeline.state import Counters, PendingAttachments
 from tasks.application import app
 from tasks.outcomes import DONE_PREFIX
 from tasks.runtime import get_runtime
@@ -40,12 +40,21 @@ def flush(self: Task) -> dict[str, int]:
             # The batch stays claimed and is retried by the next scheduled flush.
             failed.append(result.table.value)
             rt.counters.incr("pipeline", f"flush_errors_{result.error_category}")
-            log.error("flush failed", extra={"table": result.table.value, "category": result.error_category,
-                                             "error": result.error})
+            log.error(
+                "flush failed",
+                extra={"table": result.table.value, "category": result.error_category, "error": result.error},
+            )
         elif result.rows_in:
             written[result.table.value] = result.rows_written
-            log.info("flushed", extra={"table": result.table.value, "rows": result.rows_written,
-                                       "version": result.version, "seconds": round(result.seconds, 3)})
+            log.info(
+                "flushed",
+                extra={
+                    "table": result.table.value,
+                    "rows": result.rows_written,
+                    "version": result.version,
+                    "seconds": round(result.seconds, 3),
+                },
+            )
     if failed:
         raise FlushFailed(f"flush failed for {', '.join(failed)}; staged rows kept for the next flush")
     return written
@@ -68,14 +77,22 @@ def maintain(self: Task) -> dict[str, dict[str, int | str | None]]:
     report: dict[str, dict[str, int | str | None]] = {}
     for table in Table:
         result = maintain_table(rt.settings, rt.redis, table)
-        report[table.value] = {"compacted_away": result.files_removed_by_compaction,
-                               "vacuumed": result.files_vacuumed, "skipped": result.skipped}
+        report[table.value] = {
+            "compacted_away": result.files_removed_by_compaction,
+            "vacuumed": result.files_vacuumed,
+            "skipped": result.skipped,
+        }
     log.info("maintenance done: %s", report)
     return report
 
 
-def restart_lost_chains(client, pending: PendingAttachments, counters: Counters,  # noqa: ANN001 - redis
-                        orphan_after_seconds: float, now: float) -> int:
+def restart_lost_chains(
+    client,
+    pending: PendingAttachments,
+    counters: Counters,  # noqa: ANN001 - redis
+    orphan_after_seconds: float,
+    now: float,
+) -> int:
     """Restart attachment chains silent for longer than ``orphan_after_seconds``; returns how many.
 
     Celery on Redis can lose a message when a worker's main process dies between taking it off
@@ -103,4 +120,6 @@ def restart_lost_chains(client, pending: PendingAttachments, counters: Counters,
 def sweep(self: Task) -> int:
     """Beat: restart attachment chains the broker lost (see :func:`restart_lost_chains`)."""
     rt = get_runtime()
-    return restart_lost_chains(rt.redis, rt.pending, rt.counters, rt.settings.orphan_after_seconds, time.time())
+    return restart_lost_chains(
+        rt.redis, rt.pending, rt.counters, rt.settings.orphan_after_seconds, time.time()
+    )

@@ -14,11 +14,11 @@ from typing import Any
 from celery import Celery, chain, signature
 from celery.canvas import Signature
 
+from core.deadletters import DeadLetter
+from core.state import PendingAttachments, RowStash, UrlVault
 from domains.attachments import AttachmentJob
 from domains.canvas import ATTACHMENT_STAGES, EventPlan
 from domains.names import Domain, Stage, Table, task_name
-from pipeline.deadletters import DeadLetter
-from pipeline.state import PendingAttachments, RowStash, UrlVault
 
 WRITE_ROWS = "rows"
 WRITE_INVENTORY = "inventory"
@@ -42,7 +42,9 @@ def rows_signature(app: Celery, domain: Domain, table: Table, rows_ref: str, cou
     return signature(task_name(domain, Stage.WRITE, WRITE_ROWS), args=(table.value, rows_ref, count), app=app)
 
 
-def write_rows(app: Celery, domain: Domain, table: Table, rows: list[dict[str, Any]], stash: RowStash) -> Signature:
+def write_rows(
+    app: Celery, domain: Domain, table: Table, rows: list[dict[str, Any]], stash: RowStash
+) -> Signature:
     """Stash ``rows`` and return the write task that stages them."""
     return rows_signature(app, domain, table, stash.put(rows), len(rows))
 
@@ -56,8 +58,9 @@ def track_attachments(pending: PendingAttachments, jobs: list[AttachmentJob]) ->
     pending.add_many({job.vault_key(): job.model_dump_json() for job in jobs}, now=time.time())
 
 
-def enqueue_plans(app: Celery, plans: list[EventPlan], vault: UrlVault, stash: RowStash,
-                  pending: PendingAttachments) -> int:
+def enqueue_plans(
+    app: Celery, plans: list[EventPlan], vault: UrlVault, stash: RowStash, pending: PendingAttachments
+) -> int:
     """Enqueue the canvases of a batch of plans; returns the number of signatures sent.
 
     URLs go to the vault, rows to the stash and chains to the pending index first, each in one
@@ -67,8 +70,10 @@ def enqueue_plans(app: Celery, plans: list[EventPlan], vault: UrlVault, stash: R
     track_attachments(pending, [job for plan in plans for job, _url in plan.attachments])
     row_sets = [(plan.domain, table, rows) for plan in plans for table, rows in plan.rows.items() if rows]
     refs = stash.put_many([rows for _d, _t, rows in row_sets])
-    sigs = [rows_signature(app, domain, table, ref, len(rows))
-            for (domain, table, rows), ref in zip(row_sets, refs, strict=True)]
+    sigs = [
+        rows_signature(app, domain, table, ref, len(rows))
+        for (domain, table, rows), ref in zip(row_sets, refs, strict=True)
+    ]
     for plan in plans:
         if plan.enrich:
             sigs.append(enrich(app, plan.enrich))
@@ -87,10 +92,19 @@ def resume(app: Celery, letter: DeadLetter) -> Signature:
     """
     if letter.stage in (Stage.DOWNLOAD, Stage.UPLOAD) or letter.task_name.endswith(f".{WRITE_INVENTORY}"):
         job = AttachmentJob.model_validate(letter.payload)
-        fresh = job.model_copy(update={"local_path": None, "bytes_downloaded": None, "content_type": None,
-                                       "sha256": None, "downloaded_at": None, "destination": None,
-                                       "uploaded_at": None, "refresh_count": 0,
-                                       "context": {**job.context, "replayed_from": letter.id}})
+        fresh = job.model_copy(
+            update={
+                "local_path": None,
+                "bytes_downloaded": None,
+                "content_type": None,
+                "sha256": None,
+                "downloaded_at": None,
+                "destination": None,
+                "uploaded_at": None,
+                "refresh_count": 0,
+                "context": {**job.context, "replayed_from": letter.id},
+            }
+        )
         return attachment_chain(app, fresh)
     args = letter.payload.get("args", [])
     return signature(letter.task_name, args=tuple(args), app=app)

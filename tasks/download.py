@@ -13,12 +13,12 @@ from typing import Any
 
 from celery.exceptions import Ignore
 
+from core.download import DownloadPolicy, download_to_file
+from core.errors import PermanentError, PipelineError
+from core.observability import Metric
+from core.security.redact import sanitize_url
 from domains.attachments import AttachmentJob
 from domains.names import Domain, Stage
-from pipeline.download import DownloadPolicy, download_to_file
-from pipeline.errors import PermanentError, PipelineError
-from pipeline.observability import Metric
-from pipeline.security.redact import sanitize_url
 from tasks.application import app
 from tasks.base import StageTask, register_attachment_stage, utcnow
 from tasks.outcomes import DONE_PREFIX, record_attachment_failure
@@ -56,12 +56,19 @@ def fetch(rt: Runtime, job: AttachmentJob, run_id: str = "manual") -> Attachment
             if not _refreshable(job, err) or job.refresh_count >= rt.settings.url_refresh_max:
                 raise
             url = _refresh_url(rt, job)
-            job = job.model_copy(update={"refresh_count": job.refresh_count + 1,
-                                         "url_display": sanitize_url(url)})
+            job = job.model_copy(
+                update={"refresh_count": job.refresh_count + 1, "url_display": sanitize_url(url)}
+            )
             rt.counters.incr(job.domain, Metric.URL_REFRESHED)
-    return job.model_copy(update={
-        "local_path": str(result.path), "bytes_downloaded": result.bytes_downloaded,
-        "content_type": result.content_type, "sha256": result.sha256, "downloaded_at": utcnow()})
+    return job.model_copy(
+        update={
+            "local_path": str(result.path),
+            "bytes_downloaded": result.bytes_downloaded,
+            "content_type": result.content_type,
+            "sha256": result.sha256,
+            "downloaded_at": utcnow(),
+        }
+    )
 
 
 def _refreshable(job: AttachmentJob, err: PipelineError) -> bool:

@@ -13,14 +13,14 @@ from typing import Any
 
 from celery.exceptions import Ignore
 
+from core.errors import PipelineError
+from core.observability import Metric, dead_letters_by
+from core.security.redact import sanitize_url
 from domains.attachments import AttachmentJob
 from domains.claimx.handlers import EntityRows, HandlerResult, handle, handle_media_batch
 from domains.claimx.media import download_plans
 from domains.claimx.models import ClaimXEvent
 from domains.names import Domain, Stage, Table, task_name
-from pipeline.errors import PipelineError
-from pipeline.observability import Metric, dead_letters_by
-from pipeline.security.redact import sanitize_url
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.canvas import attachment_chain, track_attachments, write_rows
@@ -38,8 +38,9 @@ def claimx_client(rt: Runtime):  # noqa: ANN201
 def project_cache(rt: Runtime):  # noqa: ANN201
     from domains.claimx.project_cache import ProjectCache
 
-    return ProjectCache(rt.redis, ttl_seconds=rt.settings.project_cache_ttl_seconds,
-                        enabled=rt.settings.project_cache_enabled)
+    return ProjectCache(
+        rt.redis, ttl_seconds=rt.settings.project_cache_ttl_seconds, enabled=rt.settings.project_cache_enabled
+    )
 
 
 def run_handlers(rt: Runtime, events: list[ClaimXEvent]) -> dict[str, HandlerResult | PipelineError]:
@@ -65,10 +66,17 @@ def fan_out(rt: Runtime, rows: EntityRows) -> int:
             write_rows(app, Domain.CLAIMX, Table(table), table_rows, rt.stash).apply_async()
     chains = 0
     for plan in download_plans(rows.media):
-        job = AttachmentJob(domain=Domain.CLAIMX, media_id=plan.media_id, event_id=plan.event_id,
-                            url_display=sanitize_url(plan.url), blob_path=plan.blob_path,
-                            file_name=plan.file_name, file_type=plan.file_type, check_expiry=False,
-                            context={"project_id": plan.project_id})
+        job = AttachmentJob(
+            domain=Domain.CLAIMX,
+            media_id=plan.media_id,
+            event_id=plan.event_id,
+            url_display=sanitize_url(plan.url),
+            blob_path=plan.blob_path,
+            file_name=plan.file_name,
+            file_type=plan.file_type,
+            check_expiry=False,
+            context={"project_id": plan.project_id},
+        )
         rt.vault.put(job.vault_key(), plan.url)
         track_attachments(rt.pending, [job])
         attachment_chain(app, job).apply_async()
@@ -76,8 +84,13 @@ def fan_out(rt: Runtime, rows: EntityRows) -> int:
     return chains
 
 
-@app.task(base=StageTask, bind=True, name=task_name(Domain.CLAIMX, Stage.ENRICH),
-          domain=Domain.CLAIMX.value, stage=Stage.ENRICH.value)
+@app.task(
+    base=StageTask,
+    bind=True,
+    name=task_name(Domain.CLAIMX, Stage.ENRICH),
+    domain=Domain.CLAIMX.value,
+    stage=Stage.ENRICH.value,
+)
 def claimx_enrich(self: StageTask, events: list[dict[str, Any]]) -> int:
     rt = self.runtime
     parsed = [ClaimXEvent.model_validate(e) for e in events]
@@ -102,10 +115,16 @@ def claimx_enrich(self: StageTask, events: list[dict[str, Any]]) -> int:
     for event in parsed:
         err = failures.get(event.event_id)
         if err is not None:
-            rt.dead_letters.add(domain=Domain.CLAIMX.value, stage=Stage.ENRICH.value, task_name=self.name,
-                                payload={"args": [[event.model_dump(mode="json")]]},
-                                category=err.category, error=err.message,
-                                attempts=self.request.retries + 1, key=event.event_id)
+            rt.dead_letters.add(
+                domain=Domain.CLAIMX.value,
+                stage=Stage.ENRICH.value,
+                task_name=self.name,
+                payload={"args": [[event.model_dump(mode="json")]]},
+                category=err.category,
+                error=err.message,
+                attempts=self.request.retries + 1,
+                key=event.event_id,
+            )
             rt.counters.incr_many(Domain.CLAIMX, {Metric.DEAD_LETTERS: 1, dead_letters_by("permanent"): 1})
     if not results and parsed:
         raise Ignore()

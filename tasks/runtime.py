@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import redis
 import requests
 
-from pipeline.deadletters import DeadLetterStore
-from pipeline.settings import Settings, get_settings
-from pipeline.state import Counters, PendingAttachments, RowStash, UrlVault
+from core.deadletters import DeadLetterStore
+from core.settings import Settings, get_settings
+from core.state import Counters, PendingAttachments, RowStash, UrlVault
 
 if TYPE_CHECKING:
     from writers.files.base import FileStore
@@ -35,7 +35,7 @@ class Runtime:
 
     @cached_property
     def http(self) -> requests.Session:
-        from pipeline.download import new_session
+        from core.download import new_session
 
         return new_session()
 
@@ -78,8 +78,12 @@ class Runtime:
         from domains.claimx.ratelimit import RateLimiter
 
         config = ApiConfig.from_settings(self.settings)
-        return ClaimXClient(config, redis=self.redis, breaker=CircuitBreaker(self.redis, name="claimx_api"),
-                            limiter=RateLimiter(self.redis, rate_per_second=self.settings.claimx_api_rate_per_second))
+        return ClaimXClient(
+            config,
+            redis=self.redis,
+            breaker=CircuitBreaker(self.redis, name="claimx_api"),
+            limiter=RateLimiter(self.redis, rate_per_second=self.settings.claimx_api_rate_per_second),
+        )
 
     @cached_property
     def hostname(self) -> str:

@@ -10,10 +10,10 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from core.errors import PermanentError
+from core.observability import Metric
 from domains.attachments import AttachmentJob
 from domains.names import Domain, Stage
-from pipeline.errors import PermanentError
-from pipeline.observability import Metric
 from tasks.application import app
 from tasks.base import StageTask, register_attachment_stage, utcnow
 from tasks.outcomes import record_attachment_failure
@@ -25,8 +25,13 @@ def put(rt: Runtime, job: AttachmentJob) -> AttachmentJob:
         # The cached file is deleted only after a successful put: a redelivered upload (its worker
         # died before the ack) finds the file gone and the blob in place - nothing left to do.
         if rt.files.exists(job.domain, job.blob_path):
-            return job.model_copy(update={"destination": f"{job.domain.value}/{job.blob_path}",
-                                          "uploaded_at": utcnow(), "local_path": None})
+            return job.model_copy(
+                update={
+                    "destination": f"{job.domain.value}/{job.blob_path}",
+                    "uploaded_at": utcnow(),
+                    "local_path": None,
+                }
+            )
         raise PermanentError(f"Cached file missing for media {job.media_id}; replay re-downloads it")
     local = Path(job.local_path)
     destination = rt.files.put_file(job.domain, job.blob_path, local)
@@ -43,7 +48,9 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
         done = put(task.runtime, job)
     except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
         task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
-    task.runtime.counters.incr_many(domain, {Metric.UPLOADED: 1, Metric.BYTES_UPLOADED: done.bytes_downloaded or 0})
+    task.runtime.counters.incr_many(
+        domain, {Metric.UPLOADED: 1, Metric.BYTES_UPLOADED: done.bytes_downloaded or 0}
+    )
     return done.model_dump(mode="json")
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import PermanentError
+from core.observability import Metric, staged
 from domains.attachments import AttachmentJob
 from domains.names import DOMAIN_STAGES, Domain, Stage, Table, task_name
-from pipeline.errors import PermanentError
-from pipeline.observability import Metric, staged
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.canvas import WRITE_INVENTORY, WRITE_ROWS
@@ -55,8 +55,9 @@ def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -
         recovered = recovered_row(job, now)
         if recovered is not None:
             rt.stager.stage(Table.XACT_ATTACHMENTS_FAILED, [recovered])
-        rt.redis.set(f"{DONE_PREFIX}:{domain.value}:{job.media_id}", job.destination or "1",
-                     ex=DONE_TTL_SECONDS)
+        rt.redis.set(
+            f"{DONE_PREFIX}:{domain.value}:{job.media_id}", job.destination or "1", ex=DONE_TTL_SECONDS
+        )
         rt.vault.delete(job.vault_key())
         rt.pending.done(job.vault_key())
     except Exception as exc:  # noqa: BLE001
@@ -65,14 +66,24 @@ def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -
 
 
 def _register(domain: Domain) -> None:
-    @app.task(base=StageTask, bind=True, name=task_name(domain, Stage.WRITE, WRITE_ROWS),
-              domain=domain.value, stage=Stage.WRITE.value)
+    @app.task(
+        base=StageTask,
+        bind=True,
+        name=task_name(domain, Stage.WRITE, WRITE_ROWS),
+        domain=domain.value,
+        stage=Stage.WRITE.value,
+    )
     def write_rows(self: StageTask, table: str, rows_ref: str, count: int) -> int:
         """Stage the ``count`` rows held in the stash under ``rows_ref`` for ``table``."""
         return _stage_rows(self, domain, table, rows_ref, count)
 
-    @app.task(base=StageTask, bind=True, name=task_name(domain, Stage.WRITE, WRITE_INVENTORY),
-              domain=domain.value, stage=Stage.WRITE.value)
+    @app.task(
+        base=StageTask,
+        bind=True,
+        name=task_name(domain, Stage.WRITE, WRITE_INVENTORY),
+        domain=domain.value,
+        stage=Stage.WRITE.value,
+    )
     def write_inventory(self: StageTask, payload: dict[str, Any]) -> None:
         _write_inventory(self, domain, payload)
 

@@ -26,9 +26,9 @@ import polars as pl
 import redis
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from core.settings import Settings, load_settings
 from domains.names import Domain, Table
-from pipeline.localrun import SAMPLE_HOSTS, SIM_TOKEN, free_port
-from pipeline.settings import Settings, load_settings
+from ops.localrun import SAMPLE_HOSTS, SIM_TOKEN, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS_DBS = range(1, 9)  # Redis databases harnesses may claim (other tests use 10, 11, 15)
@@ -44,8 +44,15 @@ WORKER_GROUPS = {
 
 
 @contextmanager
-def sample_run(tmp: Path, domain: str, sample: Path, records: int, *,
-               extra_env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[Harness]:
+def sample_run(
+    tmp: Path,
+    domain: str,
+    sample: Path,
+    records: int,
+    *,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> Iterator[Harness]:
     """A running pipeline that has taken in ``sample`` (``records`` lines) and gone idle."""
     harness = Harness(tmp, extra_env=extra_env or {})
     harness.start_all()
@@ -76,7 +83,9 @@ def release_redis_db(db: int) -> None:
 
 def create_topics(names: list[str], partitions: int = 3) -> None:
     admin = AdminClient({"bootstrap.servers": KAFKA})
-    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]
+    )
     for future in futures.values():
         future.result(30)
 
@@ -98,11 +107,15 @@ class Harness:
             "REDIS_URL": f"{REDIS_BASE}/{self.redis_db}",
             "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
             "KAFKA_CONSUMER_GROUP": f"dispatcher-{tag}",
-            "XACT_EVENTS_TOPIC": self.topics["xact"], "CLAIMX_EVENTS_TOPIC": self.topics["claimx"],
-            "XACT_DLQ_TOPIC": self.dlq_topics["xact"], "CLAIMX_DLQ_TOPIC": self.dlq_topics["claimx"],
-            "LAKE_DIR": str(self.tmp / "lake"), "CACHE_DIR": str(self.tmp / "cache"),
+            "XACT_EVENTS_TOPIC": self.topics["xact"],
+            "CLAIMX_EVENTS_TOPIC": self.topics["claimx"],
+            "XACT_DLQ_TOPIC": self.dlq_topics["xact"],
+            "CLAIMX_DLQ_TOPIC": self.dlq_topics["claimx"],
+            "LAKE_DIR": str(self.tmp / "lake"),
+            "CACHE_DIR": str(self.tmp / "cache"),
             "ALLOWED_ATTACHMENT_DOMAINS": SAMPLE_HOSTS,
-            "DEV_SIMULATOR_URL": self.sim_url, "DEV_SIMULATOR_HOSTS": SAMPLE_HOSTS,
+            "DEV_SIMULATOR_URL": self.sim_url,
+            "DEV_SIMULATOR_HOSTS": SAMPLE_HOSTS,
             "CLAIMX_API_URL": f"{self.sim_url}/claimx-api.example.com/service/cxedirest",
             "CLAIMX_API_TOKEN": SIM_TOKEN,
             "FLUSH_INTERVAL_SECONDS": "1",
@@ -123,27 +136,60 @@ class Harness:
 
     def start_process(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
-        proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs[name] = proc
         return proc
 
     def start_worker(self, group: str, *, concurrency: int = 2, queues: str | None = None) -> None:
-        self.start_process(f"worker-{group}", [
-            sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", queues or WORKER_GROUPS[group],
-            "-c", str(concurrency), "-n", f"{group}-{uuid.uuid4().hex[:4]}@%h", "--loglevel", "INFO",
-            "--without-heartbeat", "--without-gossip", "--without-mingle"])
+        self.start_process(
+            f"worker-{group}",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "worker",
+                "-Q",
+                queues or WORKER_GROUPS[group],
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{group}-{uuid.uuid4().hex[:4]}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
 
     def start_dispatcher(self) -> None:
-        self.start_process("dispatcher", [sys.executable, "-m", "pipeline.cli", "dispatch"])
+        self.start_process("dispatcher", [sys.executable, "-m", "ops.cli", "dispatch"])
 
     def start_beat(self) -> None:
-        self.start_process("beat", [sys.executable, "-m", "celery", "-A", "tasks", "beat",
-                                    "-s", str(self.tmp / "beat-schedule"), "--loglevel", "INFO"])
+        self.start_process(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tasks",
+                "beat",
+                "-s",
+                str(self.tmp / "beat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
+        )
 
     def start_simulator(self) -> None:
-        self.start_process("simulator", [sys.executable, "-m", "pipeline.simulator", "serve",
-                                         "--port", str(self.sim_port)])
+        self.start_process(
+            "simulator", [sys.executable, "-m", "simulator", "serve", "--port", str(self.sim_port)]
+        )
         self._wait(lambda: self._http_ok(f"{self.sim_url}/_sim/health"), 20, "simulator")
 
     def start_all(self) -> None:
@@ -184,16 +230,21 @@ class Harness:
         return publish_lines(self.settings, Domain(domain), lines)
 
     def wait_idle(self, timeout: float = 120.0) -> None:
-        from pipeline.status import kafka_lag, pending_chains, queue_depths, staged, unacked
+        from ops.status import kafka_lag, pending_chains, queue_depths, staged, unacked
 
         topics = list(self.topics.values())
         quiet = 0
 
         def _idle() -> bool:
             nonlocal quiet
-            busy = (abs(kafka_lag(self.settings, topics)) + sum(queue_depths(self.redis).values())
-                    + unacked(self.redis) + staged(self.redis) + pending_chains(self.redis)
-                    + len(self.redis.keys("pipeline:stage:*:batch")))
+            busy = (
+                abs(kafka_lag(self.settings, topics))
+                + sum(queue_depths(self.redis).values())
+                + unacked(self.redis)
+                + staged(self.redis)
+                + pending_chains(self.redis)
+                + len(self.redis.keys("pipeline:stage:*:batch"))
+            )
             quiet = quiet + 1 if busy == 0 else 0
             return quiet >= 3
 
@@ -209,25 +260,31 @@ class Harness:
 
     def lake_files(self, domain: str) -> dict[str, int]:
         root = self.settings.files_root / domain
-        return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()} \
-            if root.exists() else {}
+        return (
+            {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+            if root.exists()
+            else {}
+        )
 
     def sim(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"{self.sim_url}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.sim_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
             raw = resp.read()
         return json.loads(raw) if raw else None
 
     def counters(self, domain: str) -> dict[str, int]:
-        from pipeline.state import Counters
+        from core.state import Counters
 
         return Counters(self.redis).get(domain)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.log_dir.glob("*.log"))
+        )
 
     @staticmethod
     def _http_ok(url: str) -> bool:

@@ -56,8 +56,12 @@ def build_batch(spec: TableSpec, ndjson: bytes, now: datetime | None = None) -> 
     frame, rows_in, unreadable = read_rows(spec, ndjson)
     table = coerce_frame(spec, frame)
     keyed = _drop_keyless(table, spec.keys)
-    return Batch(table=fill_defaults(combine(keyed, spec), spec, now), rows_in=rows_in,
-                 dropped_unreadable=unreadable, dropped_no_key=table.num_rows - keyed.num_rows)
+    return Batch(
+        table=fill_defaults(combine(keyed, spec), spec, now),
+        rows_in=rows_in,
+        dropped_unreadable=unreadable,
+        dropped_no_key=table.num_rows - keyed.num_rows,
+    )
 
 
 def read_rows(spec: TableSpec, ndjson: bytes) -> tuple[pl.DataFrame, int, int]:
@@ -159,7 +163,9 @@ def combine(table: pa.Table, spec: TableSpec) -> pa.Table:
     else:
         aggregations = [
             (pl.col(c).drop_nulls().first() if c in spec.preserve else pl.col(c).drop_nulls().last())
-            for c in frame.columns if c not in spec.keys]
+            for c in frame.columns
+            if c not in spec.keys
+        ]
         combined = frame.group_by(keys, maintain_order=True).agg(aggregations)
     return combined.select(spec.schema.names).to_arrow().cast(spec.schema)
 
@@ -173,6 +179,7 @@ def _drop_keyless(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 
 
 # --- value converters ------------------------------------------------------------------------
+
 
 def _converter(dtype: pa.DataType) -> Callable[[Any], Any]:
     if pa.types.is_integer(dtype):

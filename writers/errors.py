@@ -8,41 +8,111 @@ from __future__ import annotations
 
 import redis
 
-from pipeline.errors import AuthError, ErrorCategory, PermanentError, PipelineError, TransientError
+from core.errors import AuthError, ErrorCategory, PermanentError, PipelineError, TransientError
 
 #: Azure Storage error codes (``x-ms-error-code``) by category (SPEC §6.2 "Azure codes").
 AZURE_CODES: dict[str, ErrorCategory] = {
-    **dict.fromkeys(("InternalError", "ServiceUnavailable", "OperationTimedOut", "ServerBusy",
-                     "ServerTimeout"), ErrorCategory.TRANSIENT),
-    **dict.fromkeys(("AuthenticationFailed", "InsufficientAccountPermissions", "InvalidAuthenticationInfo",
-                     "AuthorizationFailure", "AuthorizationPermissionMismatch", "NoAuthenticationInformation"),
-                    ErrorCategory.AUTH),
-    **dict.fromkeys(("AccountIsDisabled", "ContainerNotFound", "BlobNotFound", "FilesystemNotFound",
-                     "PathNotFound", "ResourceNotFound", "InvalidResourceName", "InvalidUri",
-                     "ParentNotFound", "PathConflict", "InvalidFlushPosition"), ErrorCategory.PERMANENT),
+    **dict.fromkeys(
+        ("InternalError", "ServiceUnavailable", "OperationTimedOut", "ServerBusy", "ServerTimeout"),
+        ErrorCategory.TRANSIENT,
+    ),
+    **dict.fromkeys(
+        (
+            "AuthenticationFailed",
+            "InsufficientAccountPermissions",
+            "InvalidAuthenticationInfo",
+            "AuthorizationFailure",
+            "AuthorizationPermissionMismatch",
+            "NoAuthenticationInformation",
+        ),
+        ErrorCategory.AUTH,
+    ),
+    **dict.fromkeys(
+        (
+            "AccountIsDisabled",
+            "ContainerNotFound",
+            "BlobNotFound",
+            "FilesystemNotFound",
+            "PathNotFound",
+            "ResourceNotFound",
+            "InvalidResourceName",
+            "InvalidUri",
+            "ParentNotFound",
+            "PathConflict",
+            "InvalidFlushPosition",
+        ),
+        ErrorCategory.PERMANENT,
+    ),
 }
 
 #: Lower-case markers in delta-rs / object_store messages (SPEC §6.2 generic classification), first match wins.
 _DELTA_MARKERS: tuple[tuple[tuple[str, ...], ErrorCategory], ...] = (
-    (("commitfailederror", "failed to commit transaction", "transaction conflict", "version conflict",
-      "concurrent", "conflict"), ErrorCategory.TRANSIENT),
-    (("authenticationfailed", "authorizationpermissionmismatch", "unauthorized", "401", "token expired",
-      "invalid token", "authentication"), ErrorCategory.AUTH),
-    (("connection refused", "connection reset", "connection aborted", "no route to host",
-      "network unreachable", "name resolution", "dns", "socket", "broken pipe", "timeout", "timed out",
-      "429", "throttl", "rate limit", "serverbusy", "500", "502", "503", "504", "error sending request"),
-     ErrorCategory.TRANSIENT),
+    (
+        (
+            "commitfailederror",
+            "failed to commit transaction",
+            "transaction conflict",
+            "version conflict",
+            "concurrent",
+            "conflict",
+        ),
+        ErrorCategory.TRANSIENT,
+    ),
+    (
+        (
+            "authenticationfailed",
+            "authorizationpermissionmismatch",
+            "unauthorized",
+            "401",
+            "token expired",
+            "invalid token",
+            "authentication",
+        ),
+        ErrorCategory.AUTH,
+    ),
+    (
+        (
+            "connection refused",
+            "connection reset",
+            "connection aborted",
+            "no route to host",
+            "network unreachable",
+            "name resolution",
+            "dns",
+            "socket",
+            "broken pipe",
+            "timeout",
+            "timed out",
+            "429",
+            "throttl",
+            "rate limit",
+            "serverbusy",
+            "500",
+            "502",
+            "503",
+            "504",
+            "error sending request",
+        ),
+        ErrorCategory.TRANSIENT,
+    ),
     (("403", "forbidden", "access denied", "404", "not found", "containernotfound"), ErrorCategory.PERMANENT),
 )
 
 
 _CLASSES: dict[ErrorCategory, type[PipelineError]] = {
-    ErrorCategory.TRANSIENT: TransientError, ErrorCategory.AUTH: AuthError, ErrorCategory.PERMANENT: PermanentError,
+    ErrorCategory.TRANSIENT: TransientError,
+    ErrorCategory.AUTH: AuthError,
+    ErrorCategory.PERMANENT: PermanentError,
 }
 
 
-def make_error(category: ErrorCategory, message: str, *, http_status: int | None = None,
-               retry_after_seconds: float | None = None) -> PipelineError:
+def make_error(
+    category: ErrorCategory,
+    message: str,
+    *,
+    http_status: int | None = None,
+    retry_after_seconds: float | None = None,
+) -> PipelineError:
     """The taxonomy's class for ``category`` (``TransientError``, ``AuthError``, ``PermanentError``)."""
     cls = _CLASSES.get(category, PipelineError)
     return cls(message, category=category, http_status=http_status, retry_after_seconds=retry_after_seconds)
@@ -83,8 +153,12 @@ def classify_azure_error(exc: BaseException, operation: str) -> PipelineError:
             category = ErrorCategory.AUTH
         else:
             category = status_category(status)
-        return make_error(category, f"{operation}: HTTP {status} {code or ''}".rstrip(),
-                          http_status=status, retry_after_seconds=_retry_after(exc))
+        return make_error(
+            category,
+            f"{operation}: HTTP {status} {code or ''}".rstrip(),
+            http_status=status,
+            retry_after_seconds=_retry_after(exc),
+        )
     if type(exc).__name__ in ("CredentialUnavailableError", "ClientAuthenticationError"):
         return make_error(ErrorCategory.AUTH, f"{operation}: no credential ({type(exc).__name__})")
     if isinstance(exc, TimeoutError | ConnectionError):
@@ -101,8 +175,11 @@ def classify_delta_error(exc: BaseException, operation: str) -> PipelineError:
     if isinstance(exc, PipelineError):
         return exc
     if isinstance(exc, redis.RedisError):
-        category = (ErrorCategory.TRANSIENT if isinstance(exc, redis.ConnectionError | redis.TimeoutError)
-                    else ErrorCategory.UNKNOWN)
+        category = (
+            ErrorCategory.TRANSIENT
+            if isinstance(exc, redis.ConnectionError | redis.TimeoutError)
+            else ErrorCategory.UNKNOWN
+        )
         return make_error(category, f"{operation}: Redis {type(exc).__name__}")
     if type(exc).__name__ == "CommitFailedError":
         return make_error(ErrorCategory.TRANSIENT, f"{operation}: Delta commit conflict")

@@ -28,9 +28,9 @@ from deltalake import DeltaTable, Transaction
 from deltalake.exceptions import TableNotFoundError
 from redis.exceptions import LockError
 
+from core.errors import ErrorCategory, PipelineError
+from core.settings import Settings
 from domains.names import Table
-from pipeline.errors import ErrorCategory, PipelineError
-from pipeline.settings import Settings
 from writers.coerce import build_batch
 from writers.errors import classify_delta_error
 from writers.lock import LockKeeper
@@ -103,9 +103,15 @@ class FlushResult:
     error_category: ErrorCategory | None = None
 
 
-def flush_table(settings: Settings, redis_client: redis.Redis, table: Table | str, *,
-                max_rows: int | None = None, prefix: str = DEFAULT_PREFIX,
-                lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS) -> FlushResult:
+def flush_table(
+    settings: Settings,
+    redis_client: redis.Redis,
+    table: Table | str,
+    *,
+    max_rows: int | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+) -> FlushResult:
     """Flush at most ``max_rows`` staged rows of ``table`` into Delta, exactly once.
 
     Returns ``skipped_locked=True`` at once when another flusher holds the table's lock. The lock
@@ -115,8 +121,9 @@ def flush_table(settings: Settings, redis_client: redis.Redis, table: Table | st
     """
     table = Table(table)
     started = time.perf_counter()
-    lock = redis_client.lock(lock_key(prefix, table), timeout=lock_timeout_seconds, blocking=False,
-                             thread_local=False)  # the keeper thread renews it
+    lock = redis_client.lock(
+        lock_key(prefix, table), timeout=lock_timeout_seconds, blocking=False, thread_local=False
+    )  # the keeper thread renews it
     try:
         acquired = lock.acquire(blocking=False)
     except redis.RedisError as exc:
@@ -133,8 +140,9 @@ def flush_table(settings: Settings, redis_client: redis.Redis, table: Table | st
         _release(lock, table)
 
 
-def flush_all(settings: Settings, redis_client: redis.Redis, *,
-              prefix: str = DEFAULT_PREFIX) -> list[FlushResult]:
+def flush_all(
+    settings: Settings, redis_client: redis.Redis, *, prefix: str = DEFAULT_PREFIX
+) -> list[FlushResult]:
     """One flush of every table (``settings.flush_max_rows`` rows each), in registry order.
 
     A failing table does not stop the others: its result carries ``error``/``error_category``
@@ -143,13 +151,17 @@ def flush_all(settings: Settings, redis_client: redis.Redis, *,
     results = []
     for table in TABLES:
         try:
-            results.append(flush_table(settings, redis_client, table,
-                                       max_rows=settings.flush_max_rows, prefix=prefix))
+            results.append(
+                flush_table(settings, redis_client, table, max_rows=settings.flush_max_rows, prefix=prefix)
+            )
         except PipelineError as exc:
-            log.warning("flush failed", extra={"table": table.value, "error_category": exc.category.value,
-                                               "error": exc.message})
-            results.append(FlushResult(table, 0, 0, None, False, 0.0, error=exc.message,
-                                       error_category=exc.category))
+            log.warning(
+                "flush failed",
+                extra={"table": table.value, "error_category": exc.category.value, "error": exc.message},
+            )
+            results.append(
+                FlushResult(table, 0, 0, None, False, 0.0, error=exc.message, error_category=exc.category)
+            )
     return results
 
 
@@ -169,8 +181,16 @@ def read_table(settings: Settings, table: Table | str) -> pl.DataFrame:
 
 # --- internals -------------------------------------------------------------------------------
 
-def _flush_locked(settings: Settings, redis_client: redis.Redis, table: Table, max_rows: int | None,
-                  prefix: str, keeper: LockKeeper, started: float) -> FlushResult:
+
+def _flush_locked(
+    settings: Settings,
+    redis_client: redis.Redis,
+    table: Table,
+    max_rows: int | None,
+    prefix: str,
+    keeper: LockKeeper,
+    started: float,
+) -> FlushResult:
     spec = TABLES[table]
     batch_list = batch_key(prefix, table)
     if not redis_client.exists(stage_key(prefix, table), batch_list):
@@ -187,23 +207,42 @@ def _flush_locked(settings: Settings, redis_client: redis.Redis, table: Table, m
 
     batch = build_batch(spec, _read_batch(redis_client, batch_list, count))
     if batch.dropped_unreadable or batch.dropped_no_key:
-        log.warning("staged rows dropped", extra={"table": table.value, "unreadable": batch.dropped_unreadable,
-                                                  "no_key": batch.dropped_no_key})
+        log.warning(
+            "staged rows dropped",
+            extra={
+                "table": table.value,
+                "unreadable": batch.dropped_unreadable,
+                "no_key": batch.dropped_no_key,
+            },
+        )
     written = 0
     if batch.table.num_rows:
         keeper.confirm(f"flush {table}")
         written = merge_batch(uri, options, spec, batch.table, Transaction(app_id(table), version))
     _clear_batch(redis_client, prefix, table)
     seconds = time.perf_counter() - started
-    log.info("flushed", extra={"table": table.value, "version": version, "rows_in": batch.rows_in,
-                               "rows_written": written, "seconds": round(seconds, 3)})
+    log.info(
+        "flushed",
+        extra={
+            "table": table.value,
+            "version": version,
+            "rows_in": batch.rows_in,
+            "rows_written": written,
+            "seconds": round(seconds, 3),
+        },
+    )
     return FlushResult(table, batch.rows_in, written, version, False, seconds)
 
 
-def _claim(redis_client: redis.Redis, prefix: str, table: Table, max_rows: int | None,
-           floor: int) -> tuple[int, int, bool]:
-    keys = [stage_key(prefix, table), batch_key(prefix, table), batch_version_key(prefix, table),
-            version_key(prefix, table)]
+def _claim(
+    redis_client: redis.Redis, prefix: str, table: Table, max_rows: int | None, floor: int
+) -> tuple[int, int, bool]:
+    keys = [
+        stage_key(prefix, table),
+        batch_key(prefix, table),
+        batch_version_key(prefix, table),
+        version_key(prefix, table),
+    ]
     version, count, reused = redis_client.eval(_CLAIM_LUA, len(keys), *keys, max(0, max_rows or 0), floor)
     return int(version), int(count), bool(reused)
 
@@ -234,4 +273,3 @@ def _release(lock: redis.lock.Lock, table: Table) -> None:
         log.warning("flush lock was lost before release", extra={"table": table.value})
     except redis.RedisError as exc:  # the lock expires on its own; the flush result stands
         log.warning("flush lock release failed", extra={"table": table.value, "error": type(exc).__name__})
-

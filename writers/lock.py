@@ -14,7 +14,7 @@ import threading
 import redis
 from redis.lock import Lock
 
-from pipeline.errors import TransientError
+from core.errors import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ class LockKeeper:
                 return
         except redis.RedisError:  # LockError included: lost, or cannot tell
             self.lost = True
-        raise TransientError(f"{operation}: flush lock not confirmed before commit; batch left for the next flush")
+        raise TransientError(
+            f"{operation}: flush lock not confirmed before commit; batch left for the next flush"
+        )
 
     def stop(self) -> None:
         self._stopped.set()
@@ -57,6 +59,8 @@ class LockKeeper:
             log.warning("flush lock lost", extra={"lock": self._lock.name})
             return False
         except redis.RedisError as exc:  # Redis unreachable: the TTL may still cover us; retry next tick
-            log.warning("flush lock renewal failed", extra={"lock": self._lock.name, "error": type(exc).__name__})
+            log.warning(
+                "flush lock renewal failed", extra={"lock": self._lock.name, "error": type(exc).__name__}
+            )
             return True
         return True

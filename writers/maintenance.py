@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import redis
 from deltalake import DeltaTable
 
+from core.settings import Settings
 from domains.names import Table
-from pipeline.settings import Settings
 from writers.errors import classify_delta_error
 from writers.lock import LockKeeper
 from writers.staging import DEFAULT_PREFIX, lock_key
@@ -34,26 +34,40 @@ class MaintenanceResult:
     seconds: float = 0.0
 
 
-def maintain_table(settings: Settings, redis_client: redis.Redis, table: Table, *,
-                   vacuum_retention_hours: int = 168, prefix: str = DEFAULT_PREFIX) -> MaintenanceResult:
+def maintain_table(
+    settings: Settings,
+    redis_client: redis.Redis,
+    table: Table,
+    *,
+    vacuum_retention_hours: int = 168,
+    prefix: str = DEFAULT_PREFIX,
+) -> MaintenanceResult:
     """Compact then vacuum one table; skipped when it does not exist or a flush holds its lock."""
     started = time.perf_counter()
     uri, options = table_uri(settings, table), storage_options(settings)
     if not DeltaTable.is_deltatable(uri, storage_options=options):
         return MaintenanceResult(table, skipped="no table")
-    lock = redis_client.lock(lock_key(prefix, table), timeout=LOCK_TIMEOUT_SECONDS, blocking=False,
-                             thread_local=False)
+    lock = redis_client.lock(
+        lock_key(prefix, table), timeout=LOCK_TIMEOUT_SECONDS, blocking=False, thread_local=False
+    )
     if not lock.acquire(blocking=False):
         return MaintenanceResult(table, skipped="locked")
     keeper = LockKeeper(lock, LOCK_TIMEOUT_SECONDS / 3)
     try:
         dt = DeltaTable(uri, storage_options=options)
         metrics = dt.optimize.compact()
-        vacuumed = dt.vacuum(retention_hours=vacuum_retention_hours, dry_run=False,
-                             enforce_retention_duration=vacuum_retention_hours >= 168)
-        return MaintenanceResult(table, int(metrics.get("numFilesRemoved", 0)),
-                                 int(metrics.get("numFilesAdded", 0)), len(vacuumed),
-                                 seconds=time.perf_counter() - started)
+        vacuumed = dt.vacuum(
+            retention_hours=vacuum_retention_hours,
+            dry_run=False,
+            enforce_retention_duration=vacuum_retention_hours >= 168,
+        )
+        return MaintenanceResult(
+            table,
+            int(metrics.get("numFilesRemoved", 0)),
+            int(metrics.get("numFilesAdded", 0)),
+            len(vacuumed),
+            seconds=time.perf_counter() - started,
+        )
     except Exception as exc:
         raise classify_delta_error(exc, f"maintain {table}") from exc
     finally:

@@ -19,8 +19,9 @@ from writers.tables import MergeMode, TableSpec
 SOURCE, TARGET = "s", "t"
 
 
-def merge_batch(uri: str, options: dict[str, str] | None, spec: TableSpec, batch: pa.Table,
-                transaction: Transaction) -> int:
+def merge_batch(
+    uri: str, options: dict[str, str] | None, spec: TableSpec, batch: pa.Table, transaction: Transaction
+) -> int:
     """Merge ``batch`` into the table at ``uri`` in one commit recording ``transaction``.
 
     Creates the table (schema and partitions, no data) first when it does not exist. A table
@@ -38,7 +39,9 @@ def merge_batch(uri: str, options: dict[str, str] | None, spec: TableSpec, batch
     )
     if spec.mode is not MergeMode.INSERT_NEW:
         existing = frozenset(field.name for field in table.schema().fields)
-        merger = merger.when_matched_update(update_expressions(spec, existing), predicate=update_condition(spec))
+        merger = merger.when_matched_update(
+            update_expressions(spec, existing), predicate=update_condition(spec)
+        )
     metrics = merger.when_not_matched_insert_all().execute()
     return int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
 
@@ -52,14 +55,19 @@ def key_predicate(spec: TableSpec) -> str:
 def update_expressions(spec: TableSpec, target_columns: frozenset[str] | None = None) -> dict[str, str]:
     """SET clauses of a matched row. A column the target does not have yet (a table created by an
     older schema, evolved by this merge) simply takes the source value."""
+
     def has(col: str) -> bool:
         return target_columns is None or col in target_columns
 
-    updates = {col: f"coalesce({_col(SOURCE, col)}, {_col(TARGET, col)})" if has(col) else _col(SOURCE, col)
-               for col in spec.update_columns}
+    updates = {
+        col: f"coalesce({_col(SOURCE, col)}, {_col(TARGET, col)})" if has(col) else _col(SOURCE, col)
+        for col in spec.update_columns
+    }
     for col in spec.preserve:
         if col not in spec.keys:
-            updates[col] = f"coalesce({_col(TARGET, col)}, {_col(SOURCE, col)})" if has(col) else _col(SOURCE, col)
+            updates[col] = (
+                f"coalesce({_col(TARGET, col)}, {_col(SOURCE, col)})" if has(col) else _col(SOURCE, col)
+            )
     return updates
 
 
@@ -77,5 +85,10 @@ def _col(alias: str, name: str) -> str:
 def _open_or_create(uri: str, options: dict[str, str] | None, spec: TableSpec) -> DeltaTable:
     if DeltaTable.is_deltatable(uri, storage_options=options):
         return DeltaTable(uri, storage_options=options)
-    return DeltaTable.create(uri, schema=spec.schema, mode="ignore",
-                             partition_by=list(spec.partition_by) or None, storage_options=options)
+    return DeltaTable.create(
+        uri,
+        schema=spec.schema,
+        mode="ignore",
+        partition_by=list(spec.partition_by) or None,
+        storage_options=options,
+    )

@@ -56,11 +56,13 @@ def encode_row(row: dict[str, Any]) -> str:
     infinities (which strict JSON cannot carry) become null.
     """
     try:
-        return json.dumps(row, default=_json_default, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
+        return json.dumps(
+            row, default=_json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
     except ValueError:
-        return json.dumps(_finite(row), default=_json_default, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
+        return json.dumps(
+            _finite(row), default=_json_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
 
 
 def _finite(value: Any) -> Any:

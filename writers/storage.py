@@ -16,8 +16,8 @@ import functools
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pipeline.errors import AuthError, ConfigError
-from pipeline.settings import Settings
+from core.errors import AuthError, ConfigError
+from core.settings import Settings
 
 AZURE_SCHEMES = frozenset({"az", "azure", "abfs", "abfss", "adl"})
 STORAGE_SCOPE = "https://storage.azure.com/.default"

@@ -11,8 +11,8 @@ from enum import StrEnum
 
 import pyarrow as pa
 
+from core.settings import Settings
 from domains.names import Table
-from pipeline.settings import Settings
 from writers import schemas
 from writers.storage import storage_options
 
@@ -52,8 +52,12 @@ class TableSpec:
 
     def __post_init__(self) -> None:
         names = set(self.schema.names)
-        wanted = [*self.keys, *self.partition_by, *self.preserve,
-                  *(col for pair in self.derived_dates for col in pair)]
+        wanted = [
+            *self.keys,
+            *self.partition_by,
+            *self.preserve,
+            *(col for pair in self.derived_dates for col in pair),
+        ]
         missing = [col for col in wanted if col not in names]
         if missing or not self.keys:
             raise ValueError(f"{self.name}: keys/partitions/preserved columns not in schema: {missing}")
@@ -69,31 +73,80 @@ class TableSpec:
         return tuple(col for col in self.schema.names if col not in skip)
 
 
-def _spec(name: Table, schema: pa.Schema, keys: tuple[str, ...], mode: MergeMode,
-          partition_by: tuple[str, ...] = (), derived_dates: tuple[tuple[str, str], ...] = ()) -> TableSpec:
-    return TableSpec(name=name, schema=schema, keys=keys, partition_by=partition_by, mode=mode,
-                     derived_dates=derived_dates)
+def _spec(
+    name: Table,
+    schema: pa.Schema,
+    keys: tuple[str, ...],
+    mode: MergeMode,
+    partition_by: tuple[str, ...] = (),
+    derived_dates: tuple[tuple[str, str], ...] = (),
+) -> TableSpec:
+    return TableSpec(
+        name=name, schema=schema, keys=keys, partition_by=partition_by, mode=mode, derived_dates=derived_dates
+    )
 
 
-TABLES: dict[Table, TableSpec] = {spec.name: spec for spec in (
-    _spec(Table.XACT_EVENTS, schemas.XACT_EVENTS, ("trace_id",), MergeMode.INSERT_NEW, ("event_date",),
-          (("event_date", "ingested_at"), ("event_date", "created_at"), ("created_date", "created_at"))),
-    _spec(Table.XACT_ATTACHMENTS, schemas.XACT_ATTACHMENTS, ("media_id",), MergeMode.INSERT_NEW,
-          ("event_date",), (("event_date", "created_at"),)),
-    _spec(Table.XACT_ATTACHMENTS_FAILED, schemas.XACT_ATTACHMENTS_FAILED, ("media_id",), MergeMode.UPSERT),
-    _spec(Table.CLAIMX_EVENTS, schemas.CLAIMX_EVENTS, ("event_id",), MergeMode.INSERT_NEW, ("event_date",),
-          (("event_date", "ingested_at"), ("event_date", "created_at"))),
-    _spec(Table.CLAIMX_PROJECTS, schemas.CLAIMX_PROJECTS, ("project_id",), MergeMode.UPSERT),
-    _spec(Table.CLAIMX_CONTACTS, schemas.CLAIMX_CONTACTS, ("project_id", "contact_email", "contact_type"),
-          MergeMode.UPSERT, derived_dates=(("created_date", "created_at"),)),
-    _spec(Table.CLAIMX_ATTACHMENT_METADATA, schemas.CLAIMX_ATTACHMENT_METADATA, ("media_id",), MergeMode.UPSERT),
-    _spec(Table.CLAIMX_TASKS, schemas.CLAIMX_TASKS, ("assignment_id",), MergeMode.UPSERT),
-    _spec(Table.CLAIMX_TASK_TEMPLATES, schemas.CLAIMX_TASK_TEMPLATES, ("task_id",),
-          MergeMode.UPSERT_IF_MODIFIED),
-    _spec(Table.CLAIMX_EXTERNAL_LINKS, schemas.CLAIMX_EXTERNAL_LINKS, ("link_id",), MergeMode.UPSERT),
-    _spec(Table.CLAIMX_VIDEO_COLLAB, schemas.CLAIMX_VIDEO_COLLAB, ("video_collaboration_id",), MergeMode.UPSERT),
-    _spec(Table.CLAIMX_ATTACHMENTS, schemas.CLAIMX_ATTACHMENTS, ("media_id",), MergeMode.UPSERT),
-)}
+TABLES: dict[Table, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec(
+            Table.XACT_EVENTS,
+            schemas.XACT_EVENTS,
+            ("trace_id",),
+            MergeMode.INSERT_NEW,
+            ("event_date",),
+            (("event_date", "ingested_at"), ("event_date", "created_at"), ("created_date", "created_at")),
+        ),
+        _spec(
+            Table.XACT_ATTACHMENTS,
+            schemas.XACT_ATTACHMENTS,
+            ("media_id",),
+            MergeMode.INSERT_NEW,
+            ("event_date",),
+            (("event_date", "created_at"),),
+        ),
+        _spec(
+            Table.XACT_ATTACHMENTS_FAILED, schemas.XACT_ATTACHMENTS_FAILED, ("media_id",), MergeMode.UPSERT
+        ),
+        _spec(
+            Table.CLAIMX_EVENTS,
+            schemas.CLAIMX_EVENTS,
+            ("event_id",),
+            MergeMode.INSERT_NEW,
+            ("event_date",),
+            (("event_date", "ingested_at"), ("event_date", "created_at")),
+        ),
+        _spec(Table.CLAIMX_PROJECTS, schemas.CLAIMX_PROJECTS, ("project_id",), MergeMode.UPSERT),
+        _spec(
+            Table.CLAIMX_CONTACTS,
+            schemas.CLAIMX_CONTACTS,
+            ("project_id", "contact_email", "contact_type"),
+            MergeMode.UPSERT,
+            derived_dates=(("created_date", "created_at"),),
+        ),
+        _spec(
+            Table.CLAIMX_ATTACHMENT_METADATA,
+            schemas.CLAIMX_ATTACHMENT_METADATA,
+            ("media_id",),
+            MergeMode.UPSERT,
+        ),
+        _spec(Table.CLAIMX_TASKS, schemas.CLAIMX_TASKS, ("assignment_id",), MergeMode.UPSERT),
+        _spec(
+            Table.CLAIMX_TASK_TEMPLATES,
+            schemas.CLAIMX_TASK_TEMPLATES,
+            ("task_id",),
+            MergeMode.UPSERT_IF_MODIFIED,
+        ),
+        _spec(Table.CLAIMX_EXTERNAL_LINKS, schemas.CLAIMX_EXTERNAL_LINKS, ("link_id",), MergeMode.UPSERT),
+        _spec(
+            Table.CLAIMX_VIDEO_COLLAB,
+            schemas.CLAIMX_VIDEO_COLLAB,
+            ("video_collaboration_id",),
+            MergeMode.UPSERT,
+        ),
+        _spec(Table.CLAIMX_ATTACHMENTS, schemas.CLAIMX_ATTACHMENTS, ("media_id",), MergeMode.UPSERT),
+    )
+}
 
 
 def table_uri(settings: Settings, table: Table | str) -> str:

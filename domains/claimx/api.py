@@ -24,6 +24,7 @@ import requests
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
+from core.errors import CircuitOpenError, ConfigError, PipelineError
 from domains.claimx.api_errors import (
     ClaimXApiError,
     ClaimXCircuitOpenError,
@@ -36,10 +37,9 @@ from domains.claimx.api_errors import (
 )
 from domains.claimx.breaker import CircuitBreaker
 from domains.claimx.ratelimit import RateLimiter
-from pipeline.errors import CircuitOpenError, ConfigError, PipelineError
 
 if TYPE_CHECKING:
-    from pipeline.settings import Settings
+    from core.settings import Settings
 
 __all__ = ["ApiConfig", "ClaimXApiError", "ClaimXCircuitOpenError", "ClaimXClient"]
 
@@ -72,11 +72,14 @@ class ApiConfig:
     def from_settings(cls, s: Settings) -> ApiConfig:
         if s.claimx_api_token is None:
             raise ConfigError("CLAIMX_API_TOKEN is not set: the ClaimX client refuses to start without it")
-        return cls(base_url=s.claimx_api_url, token=s.claimx_api_token,
-                   timeout_seconds=s.claimx_api_timeout_seconds,
-                   connect_timeout_seconds=s.claimx_api_connect_timeout_seconds,
-                   rate_per_second=s.claimx_api_rate_per_second,
-                   sender_username=s.claimx_sender_username)
+        return cls(
+            base_url=s.claimx_api_url,
+            token=s.claimx_api_token,
+            timeout_seconds=s.claimx_api_timeout_seconds,
+            connect_timeout_seconds=s.claimx_api_connect_timeout_seconds,
+            rate_per_second=s.claimx_api_rate_per_second,
+            sender_username=s.claimx_sender_username,
+        )
 
 
 class ClaimXClient:
@@ -86,13 +89,23 @@ class ClaimXClient:
     ``requests_made`` counts HTTP requests actually sent by this instance (API-economy measurement).
     """
 
-    def __init__(self, config: ApiConfig, *, redis: redis.Redis,
-                 breaker: CircuitBreaker | None = None, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        config: ApiConfig,
+        *,
+        redis: redis.Redis,
+        breaker: CircuitBreaker | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.config = config
         self._breaker = breaker or CircuitBreaker(redis, "claimx_api")
         self._limiter = limiter or RateLimiter(
-            redis, "claimx_api", rate_per_second=config.rate_per_second, burst=config.burst,
-            max_wait_seconds=config.rate_limit_max_wait_seconds)
+            redis,
+            "claimx_api",
+            rate_per_second=config.rate_per_second,
+            burst=config.burst,
+            max_wait_seconds=config.rate_limit_max_wait_seconds,
+        )
         self._base = config.base_url.rstrip("/")
         self._lock = threading.Lock()
         self._session: requests.Session | None = None
@@ -104,8 +117,9 @@ class ClaimXClient:
         pid = _int_id("project id", project_id)
         return _as_object(self._request("GET", f"export/project/{pid}"))
 
-    def get_project_media(self, project_id: str | int,
-                          media_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def get_project_media(
+        self, project_id: str | int, media_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         pid = _int_id("project id", project_id)
         query = None
         if media_ids:
@@ -116,8 +130,9 @@ class ClaimXClient:
         aid = _int_id("task assignment id", assignment_id)
         return _as_object(self._request("GET", f"customTasks/assignment/{aid}", query={"full": "true"}))
 
-    def get_video_collaboration(self, project_id: str | int, *, start_date: str | None = None,
-                                end_date: str | None = None) -> dict[str, Any] | list[Any]:
+    def get_video_collaboration(
+        self, project_id: str | int, *, start_date: str | None = None, end_date: str | None = None
+    ) -> dict[str, Any] | list[Any]:
         body = self._report_body("VIDEO_COLLABORATION", project_id)
         if start_date:
             body["startDate"] = start_date
@@ -135,7 +150,9 @@ class ClaimXClient:
         return _as_list(self._request("GET", f"export/project/{pid}/conversations"), "conversations")
 
     def get_project_tasks(self, project_id: str | int) -> list[dict[str, Any]]:
-        result = self._request("POST", "data", json_body=self._report_body("CUSTOM_TASK_HIGH_LEVEL", project_id))
+        result = self._request(
+            "POST", "data", json_body=self._report_body("CUSTOM_TASK_HIGH_LEVEL", project_id)
+        )
         data = result.get("data") if isinstance(result, dict) else None
         return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
@@ -154,8 +171,11 @@ class ClaimXClient:
 
     # --- internals -----------------------------------------------------------------------------
     def _report_body(self, report_type: str, project_id: str | int) -> dict[str, Any]:
-        return {"reportType": report_type, "projectId": _int_id("project id", project_id),
-                "senderUsername": self.config.sender_username}
+        return {
+            "reportType": report_type,
+            "projectId": _int_id("project id", project_id),
+            "senderUsername": self.config.sender_username,
+        }
 
     def _url(self, endpoint: str, query: dict[str, str] | None) -> str:
         url = f"{self._base}/{endpoint.lstrip('/')}"
@@ -164,8 +184,14 @@ class ClaimXClient:
             url += "?" + "&".join(f"{quote(k)}={quote(v, safe=',')}" for k, v in query.items())
         return url
 
-    def _request(self, method: str, endpoint: str, *, query: dict[str, str] | None = None,
-                 json_body: dict[str, Any] | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        query: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+    ) -> Any:
         url = self._url(endpoint, query)
         try:
             self._breaker.before_call()
@@ -183,29 +209,40 @@ class ClaimXClient:
                 self._breaker.record_failure()
             else:
                 self._breaker.record_ignored()
-            log.info("claimx api call failed", extra={"method": method, "endpoint": endpoint,
-                                                      "error_category": str(exc.category)})
+            log.info(
+                "claimx api call failed",
+                extra={"method": method, "endpoint": endpoint, "error_category": str(exc.category)},
+            )
             raise
         self._breaker.record_success()
         return body
 
     def _send(self, method: str, url: str, json_body: dict[str, Any] | None) -> Any:
-        headers = {"Authorization": f"Basic {self.config.token.get_secret_value()}",
-                   "Accept": "application/json", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Basic {self.config.token.get_secret_value()}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
         with self._lock:
             self.requests_made += 1
         try:
             response = self._get_session().request(
-                method, url, json=json_body, headers=headers, allow_redirects=False,
-                timeout=(self.config.connect_timeout_seconds, self.config.timeout_seconds))
+                method,
+                url,
+                json=json_body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=(self.config.connect_timeout_seconds, self.config.timeout_seconds),
+            )
         except requests.Timeout:
             raise timeout_error(self.config.timeout_seconds, url) from None
         except requests.RequestException as exc:
             raise connection_error(url, exc.__class__.__name__) from None
         with response:
             if response.status_code != 200:
-                raise classify_status(response.status_code, url,
-                                      retry_after=response.headers.get("Retry-After"))
+                raise classify_status(
+                    response.status_code, url, retry_after=response.headers.get("Retry-After")
+                )
             try:
                 return response.json()
             except ValueError:
@@ -216,8 +253,9 @@ class ClaimXClient:
         with self._lock:
             if self._session is None or self._session_pid != os.getpid():
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.config.max_concurrent,
-                                      pool_block=True)
+                adapter = HTTPAdapter(
+                    pool_connections=1, pool_maxsize=self.config.max_concurrent, pool_block=True
+                )
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 self._session, self._session_pid = session, os.getpid()

@@ -12,7 +12,7 @@
 | timeout | transient | ``Timeout after <n>s: <url>`` |
 | connection error | transient | ``Connection error: <url> (<kind>)`` |
 
-URLs pass through :func:`pipeline.security.redact.sanitize_url`; no message ever contains request
+URLs pass through :func:`core.security.redact.sanitize_url`; no message ever contains request
 headers (the Basic token lives only there). Only transient errors count for the circuit breaker
 (:func:`counts_for_breaker`): auth and permanent failures do not.
 """
@@ -23,8 +23,8 @@ import email.utils
 import math
 from datetime import UTC, datetime
 
-from pipeline.errors import CircuitOpenError, ErrorCategory, PipelineError
-from pipeline.security.redact import sanitize_url
+from core.errors import CircuitOpenError, ErrorCategory, PipelineError
+from core.security.redact import sanitize_url
 
 _SERVER_ERRORS = frozenset({500, 502, 503, 504})
 
@@ -50,21 +50,35 @@ def classify_status(status: int, url: str, *, retry_after: str | None = None) ->
         return ClaimXApiError(f"Not found (404): {shown}", category=ErrorCategory.PERMANENT, http_status=404)
     wait = parse_retry_after(retry_after)
     if status == 429:
-        return ClaimXApiError(f"Rate limited (429): {shown}", category=ErrorCategory.TRANSIENT,
-                              http_status=429, retry_after_seconds=wait)
+        return ClaimXApiError(
+            f"Rate limited (429): {shown}",
+            category=ErrorCategory.TRANSIENT,
+            http_status=429,
+            retry_after_seconds=wait,
+        )
     if status in _SERVER_ERRORS:
-        return ClaimXApiError(f"Server error ({status}): {shown}", category=ErrorCategory.TRANSIENT,
-                              http_status=status, retry_after_seconds=wait)
+        return ClaimXApiError(
+            f"Server error ({status}): {shown}",
+            category=ErrorCategory.TRANSIENT,
+            http_status=status,
+            retry_after_seconds=wait,
+        )
     if 400 <= status < 500:
-        return ClaimXApiError(f"Client error ({status}): {shown}", category=ErrorCategory.PERMANENT,
-                              http_status=status)
-    return ClaimXApiError(f"HTTP error ({status}): {shown}", category=ErrorCategory.TRANSIENT,
-                          http_status=status, retry_after_seconds=wait)
+        return ClaimXApiError(
+            f"Client error ({status}): {shown}", category=ErrorCategory.PERMANENT, http_status=status
+        )
+    return ClaimXApiError(
+        f"HTTP error ({status}): {shown}",
+        category=ErrorCategory.TRANSIENT,
+        http_status=status,
+        retry_after_seconds=wait,
+    )
 
 
 def timeout_error(timeout_seconds: float, url: str) -> ClaimXApiError:
-    return ClaimXApiError(f"Timeout after {timeout_seconds:g}s: {sanitize_url(url)}",
-                          category=ErrorCategory.TRANSIENT)
+    return ClaimXApiError(
+        f"Timeout after {timeout_seconds:g}s: {sanitize_url(url)}", category=ErrorCategory.TRANSIENT
+    )
 
 
 def connection_error(url: str, kind: str) -> ClaimXApiError:
@@ -74,15 +88,17 @@ def connection_error(url: str, kind: str) -> ClaimXApiError:
 
 def invalid_body_error(url: str) -> ClaimXApiError:
     """A 200 whose body is not JSON: a server-side fault, retried."""
-    return ClaimXApiError(f"Invalid JSON response (200): {sanitize_url(url)}",
-                          category=ErrorCategory.TRANSIENT, http_status=200)
+    return ClaimXApiError(
+        f"Invalid JSON response (200): {sanitize_url(url)}", category=ErrorCategory.TRANSIENT, http_status=200
+    )
 
 
 def invalid_id_error(what: str, value: object) -> ClaimXApiError:
     """An id the API cannot take (it expects integers): permanent, no request made."""
     shown = str(value)[:40]
-    return ClaimXApiError(f"Invalid {what} {shown!r}: the ClaimX API needs an integer",
-                          category=ErrorCategory.PERMANENT)
+    return ClaimXApiError(
+        f"Invalid {what} {shown!r}: the ClaimX API needs an integer", category=ErrorCategory.PERMANENT
+    )
 
 
 def counts_for_breaker(error: PipelineError) -> bool:

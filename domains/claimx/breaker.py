@@ -26,7 +26,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from pipeline.errors import CircuitOpenError, TransientError
+from core.errors import CircuitOpenError, TransientError
 
 
 class BreakerState(StrEnum):
@@ -116,8 +116,14 @@ _OUTCOMES = ("success", "failure", "ignored")
 class CircuitBreaker:
     """A named breaker shared through Redis. Thread- and process-safe; transitions are atomic."""
 
-    def __init__(self, redis_client: redis.Redis, name: str = "claimx_api", *,
-                 config: BreakerConfig | None = None, key_prefix: str = "pipeline:breaker") -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        name: str = "claimx_api",
+        *,
+        config: BreakerConfig | None = None,
+        key_prefix: str = "pipeline:breaker",
+    ) -> None:
         self.name = name
         self.config = config or BreakerConfig()
         self._redis = redis_client
@@ -128,7 +134,8 @@ class CircuitBreaker:
     def before_call(self) -> None:
         """Admit one call, or raise :class:`CircuitOpenError` when the breaker is open or half-open and full."""
         admitted, retry_after_ms = self._run(
-            self._before, int(self.config.open_seconds * 1000), self.config.half_open_max_calls)
+            self._before, int(self.config.open_seconds * 1000), self.config.half_open_max_calls
+        )
         if not int(admitted):
             seconds = max(1, math.ceil(int(retry_after_ms) / 1000))
             raise CircuitOpenError(f"Circuit open, retry after {seconds}s", retry_after_seconds=seconds)
@@ -157,8 +164,9 @@ class CircuitBreaker:
 
     def _outcome(self, outcome: str) -> BreakerState:
         assert outcome in _OUTCOMES
-        result = self._run(self._record, outcome, self.config.failure_threshold,
-                           self.config.success_threshold)
+        result = self._run(
+            self._record, outcome, self.config.failure_threshold, self.config.success_threshold
+        )
         return BreakerState(result.decode() if isinstance(result, bytes) else result)
 
     def _run(self, script: Script, *args: str | int) -> Any:

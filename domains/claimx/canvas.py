@@ -32,7 +32,9 @@ def plan_batch(events: Sequence[ParsedEvent], now: datetime) -> list[EventPlan]:
     media_groups: dict[str, EventPlan] = {}
     for parsed in events:
         event: ClaimXEvent = parsed.event
-        plan = EventPlan(Domain.CLAIMX, parsed.event_id, rows={Table.CLAIMX_EVENTS: [event_row(event, now=now)]})
+        plan = EventPlan(
+            Domain.CLAIMX, parsed.event_id, rows={Table.CLAIMX_EVENTS: [event_row(event, now=now)]}
+        )
         if event.event_type == MEDIA_EVENT:
             lead = media_groups.get(event.project_id)
             if lead is None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from core.security.presigned import expires_at_iso
 from domains.claimx.coerce import boolean, decimal_text, integer, number, text, timestamp
 from domains.claimx.project_rows import Field, Row, contact_row, map_fields, stamps
-from pipeline.security.presigned import expires_at_iso
 
 _MEDIA_FIELDS: tuple[Field, ...] = (
     ("file_type", "mediaType", text),
@@ -121,8 +121,11 @@ def media_row(item: dict[str, Any], *, project_id: str, event_id: str, now: date
     assignment = item.get("taskAssignmentID")
     if assignment is None:
         assignment = item.get("taskAssignmentId")
-    row: Row = {"media_id": media_id_of(item), "project_id": project_id,
-                "task_assignment_id": text(assignment)}
+    row: Row = {
+        "media_id": media_id_of(item),
+        "project_id": project_id,
+        "task_assignment_id": text(assignment),
+    }
     row.update(map_fields(item, _MEDIA_FIELDS))
     expires = timestamp(item.get("expiresAt"))
     if expires is None and row["full_download_link"]:
@@ -132,8 +135,9 @@ def media_row(item: dict[str, Any], *, project_id: str, event_id: str, now: date
     return row
 
 
-def task_rows(task: dict[str, Any], *, project_id: str, assignment_id: str, event_id: str,
-              now: datetime) -> tuple[Row | None, Row | None, Row | None, Row | None]:
+def task_rows(
+    task: dict[str, Any], *, project_id: str, assignment_id: str, event_id: str, now: datetime
+) -> tuple[Row | None, Row | None, Row | None, Row | None]:
     """``(task, template, external_link, contact)`` rows of one custom-task response."""
     assignment = integer(task.get("assignmentId")) or integer(assignment_id)
     task_row: Row | None = None
@@ -157,12 +161,20 @@ def task_rows(task: dict[str, Any], *, project_id: str, assignment_id: str, even
     email = text(link.get("email"))
     if email is not None:
         contact = contact_row(
-            project_id, email, "POLICYHOLDER", event_id, now,
-            first_name=text(link.get("firstName")), last_name=text(link.get("lastName")),
-            phone_number=text(link.get("phone")), phone_country_code=integer(link.get("phoneCountryCode")),
+            project_id,
+            email,
+            "POLICYHOLDER",
+            event_id,
+            now,
+            first_name=text(link.get("firstName")),
+            last_name=text(link.get("lastName")),
+            phone_number=text(link.get("phone")),
+            phone_country_code=integer(link.get("phoneCountryCode")),
             # None, not False: the task response knows nothing of the primary flag, and a merge
             # must not let it overwrite the project's answer (order of events would decide).
-            is_primary_contact=None, task_assignment_id=assignment)
+            is_primary_contact=None,
+            task_assignment_id=assignment,
+        )
     return task_row, template_row, link_row, contact
 
 

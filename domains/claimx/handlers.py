@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from core.errors import PermanentError, PipelineError
 from domains.claimx.coerce import integer, iso, text
 from domains.claimx.entity_rows import media_id_of, media_row, pick_video_item, task_rows, video_row
 from domains.claimx.models import ClaimXEvent, EventType
@@ -30,15 +31,17 @@ from domains.claimx.ports import ApiPort
 from domains.claimx.project_cache import ProjectCache
 from domains.claimx.project_rows import Row, flag_row, project_rows, unwrap_project
 from domains.names import Table
-from pipeline.errors import PermanentError, PipelineError
 
 #: At most this many media ids are asked for by id; more ⇒ the project's full media list (SPEC §4.3).
 BATCH_THRESHOLD = 5
 
 _TABLE_OF = {
-    "projects": Table.CLAIMX_PROJECTS, "contacts": Table.CLAIMX_CONTACTS,
-    "media": Table.CLAIMX_ATTACHMENT_METADATA, "tasks": Table.CLAIMX_TASKS,
-    "task_templates": Table.CLAIMX_TASK_TEMPLATES, "external_links": Table.CLAIMX_EXTERNAL_LINKS,
+    "projects": Table.CLAIMX_PROJECTS,
+    "contacts": Table.CLAIMX_CONTACTS,
+    "media": Table.CLAIMX_ATTACHMENT_METADATA,
+    "tasks": Table.CLAIMX_TASKS,
+    "task_templates": Table.CLAIMX_TASK_TEMPLATES,
+    "external_links": Table.CLAIMX_EXTERNAL_LINKS,
     "video_collab": Table.CLAIMX_VIDEO_COLLAB,
 }
 
@@ -78,8 +81,7 @@ class HandlerResult:
 Handler = Callable[[ClaimXEvent, ApiPort, datetime, "ProjectCache | None"], HandlerResult]
 
 
-def handle(event: ClaimXEvent, api: ApiPort, *, now: datetime,
-           cache: ProjectCache | None) -> HandlerResult:
+def handle(event: ClaimXEvent, api: ApiPort, *, now: datetime, cache: ProjectCache | None) -> HandlerResult:
     """Run the handler for ``event.event_type`` (see module contract)."""
     kind = event.known_type
     if kind is None:
@@ -87,8 +89,9 @@ def handle(event: ClaimXEvent, api: ApiPort, *, now: datetime,
     return _HANDLERS[kind](event, api, now, cache)
 
 
-def handle_media_batch(events: list[ClaimXEvent], api: ApiPort, *, now: datetime,
-                       cache: ProjectCache | None) -> dict[str, HandlerResult | PipelineError]:
+def handle_media_batch(
+    events: list[ClaimXEvent], api: ApiPort, *, now: datetime, cache: ProjectCache | None
+) -> dict[str, HandlerResult | PipelineError]:
     """Enrich ``PROJECT_FILE_ADDED`` events grouped by project; the outcome per ``event_id``.
 
     Per project: ≤ :data:`BATCH_THRESHOLD` distinct ids ⇒ ``media?mediaIds=…``, else the full list;
@@ -111,14 +114,16 @@ def handle_media_batch(events: list[ClaimXEvent], api: ApiPort, *, now: datetime
 
 # --- handlers --------------------------------------------------------------------------------------
 
+
 def _project(event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache | None) -> HandlerResult:
     projects, contacts, calls = _verify(event, api, now, cache, refresh=True)
     if event.known_type is EventType.PROJECT_MFN_ADDED and event.master_file_name:
         if projects:
             projects[0]["master_file_name"] = event.master_file_name
         else:
-            projects = [flag_row(event.project_id, event.event_id, now,
-                                 master_file_name=event.master_file_name)]
+            projects = [
+                flag_row(event.project_id, event.event_id, now, master_file_name=event.master_file_name)
+            ]
     return HandlerResult(EntityRows(projects=projects, contacts=contacts), api_calls=calls)
 
 
@@ -135,18 +140,27 @@ def _task(event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache |
     body = api.get_custom_task(event.task_assignment_id)
     project_id = text(body.get("projectId")) or event.project_id
     task, template, link, contact = task_rows(
-        body, project_id=project_id, assignment_id=event.task_assignment_id,
-        event_id=event.event_id, now=now)
+        body, project_id=project_id, assignment_id=event.task_assignment_id, event_id=event.event_id, now=now
+    )
     projects, contacts, calls = _verify(event, api, now, cache, project_id=project_id)
-    rows = EntityRows(projects=projects, contacts=contacts + _some(contact), tasks=_some(task),
-                      task_templates=_some(template), external_links=_some(link))
+    rows = EntityRows(
+        projects=projects,
+        contacts=contacts + _some(contact),
+        tasks=_some(task),
+        task_templates=_some(template),
+        external_links=_some(link),
+    )
     return HandlerResult(rows, api_calls=1 + calls)
 
 
-def _policyholder(event: ClaimXEvent, api: ApiPort, now: datetime,
-                  cache: ProjectCache | None) -> HandlerResult:
-    column = ("policyholder_invited_at" if event.known_type is EventType.POLICYHOLDER_INVITED
-              else "policyholder_joined_at")
+def _policyholder(
+    event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache | None
+) -> HandlerResult:
+    column = (
+        "policyholder_invited_at"
+        if event.known_type is EventType.POLICYHOLDER_INVITED
+        else "policyholder_joined_at"
+    )
     projects, contacts, calls = _verify(event, api, now, cache)
     if projects:
         projects[0][column] = iso(now)
@@ -163,22 +177,27 @@ def _video(event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache 
     return HandlerResult(rows, api_calls=1 + calls)
 
 
-def _xa_linking(event: ClaimXEvent, api: ApiPort, now: datetime,
-                cache: ProjectCache | None) -> HandlerResult:
-    row = flag_row(event.project_id, event.event_id, now, xa_autolink_fail=True,
-                   xa_autolink_fail_at=iso(now))
+def _xa_linking(event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache | None) -> HandlerResult:
+    row = flag_row(event.project_id, event.event_id, now, xa_autolink_fail=True, xa_autolink_fail_at=iso(now))
     return HandlerResult(EntityRows(projects=[row]), api_calls=0)
 
 
-def _personal_property(event: ClaimXEvent, api: ApiPort, now: datetime,
-                       cache: ProjectCache | None) -> HandlerResult:
-    row = flag_row(event.project_id, event.event_id, now, contents_task_sent=True,
-                   contents_task_at=iso(event.ingested_at))
+def _personal_property(
+    event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache | None
+) -> HandlerResult:
+    row = flag_row(
+        event.project_id,
+        event.event_id,
+        now,
+        contents_task_sent=True,
+        contents_task_at=iso(event.ingested_at),
+    )
     return HandlerResult(EntityRows(projects=[row]), api_calls=0)
 
 
-def _conversation(event: ClaimXEvent, api: ApiPort, now: datetime,
-                  cache: ProjectCache | None) -> HandlerResult:
+def _conversation(
+    event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache | None
+) -> HandlerResult:
     return HandlerResult(EntityRows(), api_calls=0)
 
 
@@ -200,8 +219,16 @@ _HANDLERS: dict[EventType, Handler] = {
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def _verify(event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache | None, *,
-            project_id: str | None = None, refresh: bool = False) -> tuple[list[Row], list[Row], int]:
+
+def _verify(
+    event: ClaimXEvent,
+    api: ApiPort,
+    now: datetime,
+    cache: ProjectCache | None,
+    *,
+    project_id: str | None = None,
+    refresh: bool = False,
+) -> tuple[list[Row], list[Row], int]:
     """``(projects, contacts, api_calls)`` for the event's project, through the cache unless ``refresh``."""
     pid = project_id or event.project_id
     body = None if refresh or cache is None else cache.get(pid)
@@ -215,8 +242,9 @@ def _verify(event: ClaimXEvent, api: ApiPort, now: datetime, cache: ProjectCache
     return projects, contacts, calls
 
 
-def _media_group(project_id: str, group: list[ClaimXEvent], api: ApiPort, now: datetime,
-                 cache: ProjectCache | None) -> dict[str, HandlerResult | PipelineError]:
+def _media_group(
+    project_id: str, group: list[ClaimXEvent], api: ApiPort, now: datetime, cache: ProjectCache | None
+) -> dict[str, HandlerResult | PipelineError]:
     wanted = list(dict.fromkeys(_canonical_media_id(e.media_id) for e in group))
     try:
         items = api.get_project_media(project_id, wanted if len(wanted) <= BATCH_THRESHOLD else None)

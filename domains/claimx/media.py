@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import PermanentError
+from core.security.filenames import cap_filename, sanitize_component, sanitize_filename
 from domains.claimx.coerce import text
 from domains.claimx.entity_rows import media_id_of
 from domains.claimx.ports import ApiPort
-from pipeline.errors import PermanentError
-from pipeline.security.filenames import cap_filename, sanitize_component, sanitize_filename
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,18 @@ def download_plans(media_rows: list[dict[str, Any]]) -> list[MediaPlan]:
             continue
         file_name = text(row.get("file_name"))
         file_type = text(row.get("file_type"))
-        plans.append(MediaPlan(
-            media_id=media_id, project_id=project_id, event_id=text(row.get("event_id")) or "",
-            url=url, blob_path=media_blob_path(project_id, media_id, file_name, file_type),
-            file_name=file_name or "", file_type=(file_type or "").upper(),
-            expires_at=text(row.get("expires_at"))))
+        plans.append(
+            MediaPlan(
+                media_id=media_id,
+                project_id=project_id,
+                event_id=text(row.get("event_id")) or "",
+                url=url,
+                blob_path=media_blob_path(project_id, media_id, file_name, file_type),
+                file_name=file_name or "",
+                file_type=(file_type or "").upper(),
+                expires_at=text(row.get("expires_at")),
+            )
+        )
     return plans
 
 

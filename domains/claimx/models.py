@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.errors import PermanentError
 from domains.claimx import coerce
 from domains.ids import claimx_event_id
-from pipeline.errors import PermanentError
 
 
 class ClaimXParseError(PermanentError):
@@ -69,8 +69,9 @@ class ClaimXEvent(BaseModel):
             raise ValueError("must be a non-blank string")
         return result
 
-    @field_validator("media_id", "task_assignment_id", "video_collaboration_id", "master_file_name",
-                     mode="before")
+    @field_validator(
+        "media_id", "task_assignment_id", "video_collaboration_id", "master_file_name", mode="before"
+    )
     @classmethod
     def _optional_text(cls, value: Any) -> str | None:
         return coerce.text(value)
@@ -101,8 +102,9 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def parse_claimx_record(raw: bytes | str | dict[str, Any], *,
-                        kafka_timestamp: datetime | None) -> ClaimXEvent:
+def parse_claimx_record(
+    raw: bytes | str | dict[str, Any], *, kafka_timestamp: datetime | None
+) -> ClaimXEvent:
     """Validate one source row into a :class:`ClaimXEvent` (see module contract)."""
     row = _load(raw)
     values = {field: _first(row, names) for field, names in _COLUMNS.items()}
@@ -113,15 +115,27 @@ def parse_claimx_record(raw: bytes | str | dict[str, Any], *,
     if project_id is None:
         raise ClaimXParseError(f"claimx record of type {event_type} has no project id")
     ingested_at = _ingested_at(values["ingested_at"], kafka_timestamp)
-    optional = {k: coerce.text(values[k]) for k in
-                ("media_id", "task_assignment_id", "video_collaboration_id", "master_file_name")}
+    optional = {
+        k: coerce.text(values[k])
+        for k in ("media_id", "task_assignment_id", "video_collaboration_id", "master_file_name")
+    }
     event_id = claimx_event_id(
-        project_id, event_type, ingested_at, media_id=optional["media_id"],
+        project_id,
+        event_type,
+        ingested_at,
+        media_id=optional["media_id"],
         task_assignment_id=optional["task_assignment_id"],
-        video_collaboration_id=optional["video_collaboration_id"])
+        video_collaboration_id=optional["video_collaboration_id"],
+    )
     try:
-        return ClaimXEvent(event_id=event_id, event_type=event_type, project_id=project_id,
-                           ingested_at=ingested_at, raw_data=dict(row), **optional)
+        return ClaimXEvent(
+            event_id=event_id,
+            event_type=event_type,
+            project_id=project_id,
+            ingested_at=ingested_at,
+            raw_data=dict(row),
+            **optional,
+        )
     except ValidationError as exc:
         raise ClaimXParseError(f"invalid claimx record: {exc.errors()[0]['msg']}") from exc
 

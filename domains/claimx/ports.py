@@ -1,7 +1,7 @@
 """The ClaimX API as the handlers see it (a port). :class:`domains.claimx.api.ClaimXClient` implements it.
 
 Every method either returns the parsed body or raises a :class:`domains.claimx.api_errors.ClaimXApiError`
-(or another :class:`pipeline.errors.PipelineError`) carrying its category. Ids are strings or ints;
+(or another :class:`core.errors.PipelineError`) carrying its category. Ids are strings or ints;
 an id that is not an integer raises a permanent error without a request.
 """
 
@@ -15,8 +15,9 @@ class ApiPort(Protocol):
         """``GET /export/project/{id}``: the body as returned."""
         ...
 
-    def get_project_media(self, project_id: str | int,
-                          media_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def get_project_media(
+        self, project_id: str | int, media_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         """``GET /export/project/{id}/media[?mediaIds=a,b]``: the media items (unwrapped)."""
         ...
 
@@ -28,11 +29,8 @@ class ApiPort(Protocol):
         """``POST /data`` with ``reportType=VIDEO_COLLABORATION``: the body as returned."""
         ...
 
-    def get_project_contacts(self, project_id: str | int) -> list[dict[str, Any]]:
-        ...
+    def get_project_contacts(self, project_id: str | int) -> list[dict[str, Any]]: ...
 
-    def get_project_conversations(self, project_id: str | int) -> list[dict[str, Any]]:
-        ...
+    def get_project_conversations(self, project_id: str | int) -> list[dict[str, Any]]: ...
 
-    def get_project_tasks(self, project_id: str | int) -> list[dict[str, Any]]:
-        ...
+    def get_project_tasks(self, project_id: str | int) -> list[dict[str, Any]]: ...

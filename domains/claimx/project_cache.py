@@ -22,8 +22,14 @@ log = logging.getLogger(__name__)
 class ProjectCache:
     """``get``/``put`` of ClaimX project bodies keyed by project id. Disabled ⇒ always a miss."""
 
-    def __init__(self, redis_client: redis.Redis, ttl_seconds: int = 3600, enabled: bool = True, *,
-                 key_prefix: str = "pipeline:claimx:project") -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        ttl_seconds: int = 3600,
+        enabled: bool = True,
+        *,
+        key_prefix: str = "pipeline:claimx:project",
+    ) -> None:
         self._redis = redis_client
         self.ttl_seconds = int(ttl_seconds)
         self.enabled = enabled and self.ttl_seconds > 0
@@ -36,8 +42,10 @@ class ProjectCache:
         try:
             raw = self._redis.get(self._key(project_id))
         except redis.RedisError as exc:
-            log.warning("project cache read failed; fetching instead",
-                        extra={"project_id": project_id, "error": exc.__class__.__name__})
+            log.warning(
+                "project cache read failed; fetching instead",
+                extra={"project_id": project_id, "error": exc.__class__.__name__},
+            )
             return None
         if raw is None:
             return None
@@ -53,19 +61,24 @@ class ProjectCache:
         if not self.enabled:
             return
         try:
-            self._redis.set(self._key(project_id), json.dumps(body, separators=(",", ":")),
-                            ex=self.ttl_seconds)
+            self._redis.set(
+                self._key(project_id), json.dumps(body, separators=(",", ":")), ex=self.ttl_seconds
+            )
         except redis.RedisError as exc:
-            log.warning("project cache write failed",
-                        extra={"project_id": project_id, "error": exc.__class__.__name__})
+            log.warning(
+                "project cache write failed",
+                extra={"project_id": project_id, "error": exc.__class__.__name__},
+            )
 
     def invalidate(self, project_id: str) -> None:
         if self.enabled:
             try:
                 self._redis.delete(self._key(project_id))
             except redis.RedisError as exc:
-                log.warning("project cache invalidate failed",
-                            extra={"project_id": project_id, "error": exc.__class__.__name__})
+                log.warning(
+                    "project cache invalidate failed",
+                    extra={"project_id": project_id, "error": exc.__class__.__name__},
+                )
 
     def _key(self, project_id: str) -> str:
         return f"{self._prefix}:{str(project_id).strip()}"

@@ -68,8 +68,11 @@ def unwrap_project(body: Any) -> tuple[dict[str, Any], list[Any], Any]:
         return {}, [], None
     project = data.get("project")
     members = data.get("teamMembers")
-    return (project if isinstance(project, dict) else {},
-            members if isinstance(members, list) else [], data.get("companyName"))
+    return (
+        project if isinstance(project, dict) else {},
+        members if isinstance(members, list) else [],
+        data.get("companyName"),
+    )
 
 
 def map_fields(source: dict[str, Any], fields: tuple[Field, ...]) -> Row:
@@ -85,8 +88,9 @@ def stamps(event_id: str, now: datetime, *, enriched: bool = True) -> Row:
     return row
 
 
-def project_rows(body: Any, *, event_id: str, fallback_project_id: str,
-                 now: datetime) -> tuple[list[Row], list[Row]]:
+def project_rows(
+    body: Any, *, event_id: str, fallback_project_id: str, now: datetime
+) -> tuple[list[Row], list[Row]]:
     """``(projects, contacts)`` for one project body (see module contract)."""
     project, members, company = unwrap_project(body)
     project_id = text(project.get("projectId"))
@@ -108,31 +112,51 @@ def project_rows(body: Any, *, event_id: str, fallback_project_id: str,
     contact_project = project_id or fallback_project_id
     contacts: list[Row] = []
     if email is not None:
-        contacts.append(_contact(
-            contact_project, email, "POLICYHOLDER", event_id, now,
-            first_name=text(customer.get("firstName")), last_name=text(customer.get("lastName")),
-            phone_number=text(phone.get("phoneNumber")),
-            phone_country_code=integer(phone.get("phoneCountryCode")), is_primary_contact=True))
+        contacts.append(
+            _contact(
+                contact_project,
+                email,
+                "POLICYHOLDER",
+                event_id,
+                now,
+                first_name=text(customer.get("firstName")),
+                last_name=text(customer.get("lastName")),
+                phone_number=text(phone.get("phoneNumber")),
+                phone_country_code=integer(phone.get("phoneCountryCode")),
+                is_primary_contact=True,
+            )
+        )
     for member in members:
         if not isinstance(member, dict) or text(member.get("userName")) is None:
             continue
-        contacts.append(_contact(
-            contact_project, text(member.get("userName")) or "", "CLAIM_REP", event_id, now,
-            is_primary_contact=_flag(member.get("primaryContact")),
-            master_file_name=text(member.get("mfn"))))
+        contacts.append(
+            _contact(
+                contact_project,
+                text(member.get("userName")) or "",
+                "CLAIM_REP",
+                event_id,
+                now,
+                is_primary_contact=_flag(member.get("primaryContact")),
+                master_file_name=text(member.get("mfn")),
+            )
+        )
     return projects, contacts
 
 
 def primary_email(customer: dict[str, Any]) -> str | None:
     """The first e-mail flagged ``primary``, else the first e-mail (blank addresses skipped)."""
-    emails = [e for e in customer.get("emails") or [] if isinstance(e, dict)
-              and text(e.get("emailAddress")) is not None]
+    emails = [
+        e
+        for e in customer.get("emails") or []
+        if isinstance(e, dict) and text(e.get("emailAddress")) is not None
+    ]
     chosen = next((e for e in emails if boolean(e.get("primary"))), emails[0] if emails else None)
     return text(chosen.get("emailAddress")) if chosen else None
 
 
-def contact_row(project_id: str, email: str, contact_type: str, event_id: str, now: datetime,
-                **values: Any) -> Row:
+def contact_row(
+    project_id: str, email: str, contact_type: str, event_id: str, now: datetime, **values: Any
+) -> Row:
     """A ``claimx_contacts`` row; unspecified person columns are ``None``."""
     return _contact(project_id, email, contact_type, event_id, now, **values)
 
@@ -142,12 +166,20 @@ def flag_row(project_id: str, event_id: str, now: datetime, **columns: Any) -> R
     return {"project_id": project_id, **columns, "event_id": event_id, "updated_at": iso(now)}
 
 
-def _contact(project_id: str, email: str, contact_type: str, event_id: str, now: datetime,
-             **values: Any) -> Row:
+def _contact(
+    project_id: str, email: str, contact_type: str, event_id: str, now: datetime, **values: Any
+) -> Row:
     row: Row = {
-        "project_id": project_id, "contact_email": email, "contact_type": contact_type,
-        "first_name": None, "last_name": None, "phone_number": None, "phone_country_code": None,
-        "is_primary_contact": False, "master_file_name": None, "task_assignment_id": None,
+        "project_id": project_id,
+        "contact_email": email,
+        "contact_type": contact_type,
+        "first_name": None,
+        "last_name": None,
+        "phone_number": None,
+        "phone_country_code": None,
+        "is_primary_contact": False,
+        "master_file_name": None,
+        "task_assignment_id": None,
         "video_collaboration_id": None,
     }
     row.update(values)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import redis
 
-from pipeline.errors import TransientError
+from core.errors import TransientError
 
 # KEYS[1] = bucket hash. ARGV: rate per second, burst, max wait in microseconds.
 # Returns the wait in microseconds (0 = go now), or -(wait) when the wait would exceed the maximum.
@@ -46,10 +46,17 @@ return wait
 class RateLimiter:
     """A named, Redis-backed token bucket. Safe across threads, processes and hosts."""
 
-    def __init__(self, redis_client: redis.Redis, name: str = "claimx_api", *,
-                 rate_per_second: float, burst: int | None = None, max_wait_seconds: float = 10.0,
-                 key_prefix: str = "pipeline:ratelimit",
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        name: str = "claimx_api",
+        *,
+        rate_per_second: float,
+        burst: int | None = None,
+        max_wait_seconds: float = 10.0,
+        key_prefix: str = "pipeline:ratelimit",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
         self.name = name
@@ -67,16 +74,21 @@ class RateLimiter:
         unreachable.
         """
         try:
-            wait_us = int(self._script(
-                keys=[self._key],
-                args=[self.rate_per_second, self.burst, int(self.max_wait_seconds * 1_000_000)]))
+            wait_us = int(
+                self._script(
+                    keys=[self._key],
+                    args=[self.rate_per_second, self.burst, int(self.max_wait_seconds * 1_000_000)],
+                )
+            )
         except redis.RedisError as exc:
             raise TransientError(f"rate limiter unavailable: {exc.__class__.__name__}") from exc
         if wait_us < 0:
             wait_s = -wait_us / 1_000_000
             raise TransientError(
                 f"Rate limit {self.name}: next slot in {wait_s:.1f}s exceeds the "
-                f"{self.max_wait_seconds:g}s maximum wait", retry_after_seconds=math.ceil(wait_s))
+                f"{self.max_wait_seconds:g}s maximum wait",
+                retry_after_seconds=math.ceil(wait_s),
+            )
         if wait_us:
             self._sleep(wait_us / 1_000_000)
         return wait_us / 1_000_000

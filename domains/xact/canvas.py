@@ -12,16 +12,16 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
+from core.errors import PermanentError
+from core.observability import Metric
+from core.security.redact import sanitize_url
+from core.security.urls import UrlPolicy, validate_url
 from domains.attachments import AttachmentJob
 from domains.canvas import DomainSpec, EventPlan, ParsedEvent
 from domains.ids import xact_event_id, xact_media_id
 from domains.names import Domain, Table
 from domains.xact.flatten import failed_row, flatten_event
 from domains.xact.models import XactEvent, parse_xact_record
-from pipeline.errors import PermanentError
-from pipeline.observability import Metric
-from pipeline.security.redact import sanitize_url
-from pipeline.security.urls import UrlPolicy, validate_url
 
 REJECTED = "rejected"
 
@@ -38,12 +38,24 @@ def parse(raw: bytes, _timestamp: datetime | None) -> ParsedEvent:
     return ParsedEvent(Domain.XACT, event_id, event.with_event_id(event_id), row)
 
 
-def _rejected(event: XactEvent, url: str, media_id: str, blob_path: str | None, reason: str,
-              now: datetime) -> dict:
-    return failed_row(media_id=media_id, trace_id=event.trace_id, attachment_url=url, blob_path=blob_path,
-                      status_subtype=event.status_subtype, assignment_id=event.assignment_id,
-                      status=REJECTED, error_message=reason, error_category="permanent",
-                      http_status=None, retry_count=0, failed_at=now, now=now)
+def _rejected(
+    event: XactEvent, url: str, media_id: str, blob_path: str | None, reason: str, now: datetime
+) -> dict:
+    return failed_row(
+        media_id=media_id,
+        trace_id=event.trace_id,
+        attachment_url=url,
+        blob_path=blob_path,
+        status_subtype=event.status_subtype,
+        assignment_id=event.assignment_id,
+        status=REJECTED,
+        error_message=reason,
+        error_category="permanent",
+        http_status=None,
+        retry_count=0,
+        failed_at=now,
+        now=now,
+    )
 
 
 def plan_event(parsed: ParsedEvent, policy: UrlPolicy, now: datetime) -> EventPlan:
@@ -57,23 +69,41 @@ def plan_event(parsed: ParsedEvent, policy: UrlPolicy, now: datetime) -> EventPl
         plan.counters[Metric.EVENTS_WITHOUT_ATTACHMENTS] = 1
     elif not event.assignment_id:
         plan.counters[Metric.EVENTS_MISSING_ASSIGNMENT_ID] = 1
-        failed = [_rejected(event, url, xact_media_id(event.trace_id, url), None,
-                            "Missing assignmentId: attachment not downloaded", now)
-                  for url in event.attachments]
+        failed = [
+            _rejected(
+                event,
+                url,
+                xact_media_id(event.trace_id, url),
+                None,
+                "Missing assignmentId: attachment not downloaded",
+                now,
+            )
+            for url in event.attachments
+        ]
     else:
         for item in plan_attachments(event):
             try:
                 validate_url(item.attachment_url, policy, resolve=False)
             except PermanentError as err:
-                failed.append(_rejected(event, item.attachment_url, item.media_id, item.blob_path,
-                                        err.message, now))
+                failed.append(
+                    _rejected(event, item.attachment_url, item.media_id, item.blob_path, err.message, now)
+                )
                 continue
             job = AttachmentJob(
-                domain=Domain.XACT, media_id=item.media_id, event_id=parsed.event_id,
-                url_display=sanitize_url(item.attachment_url), blob_path=item.blob_path,
-                file_name=item.file_name, file_type=item.file_type, check_expiry=True,
-                context={"trace_id": event.trace_id, "assignment_id": event.assignment_id,
-                         "status_subtype": event.status_subtype})
+                domain=Domain.XACT,
+                media_id=item.media_id,
+                event_id=parsed.event_id,
+                url_display=sanitize_url(item.attachment_url),
+                blob_path=item.blob_path,
+                file_name=item.file_name,
+                file_type=item.file_type,
+                check_expiry=True,
+                context={
+                    "trace_id": event.trace_id,
+                    "assignment_id": event.assignment_id,
+                    "status_subtype": event.status_subtype,
+                },
+            )
             plan.attachments.append((job, item.attachment_url))
     if failed:
         plan.rows[Table.XACT_ATTACHMENTS_FAILED] = failed

@@ -12,29 +12,73 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from core.errors import truncate
 from domains.xact.models import XactEvent
-from pipeline.errors import truncate
 
 #: ``xact_events``: the 31 CURRENT columns of SPEC §3.8, in order.
 XACT_EVENT_COLUMNS: tuple[str, ...] = (
-    "type", "status_subtype", "version", "ingested_at", "event_date", "trace_id", "event_id",
-    "description", "assignment_id", "original_assignment_id", "xn_address", "carrier_id",
-    "estimate_version", "note", "author", "sender_reviewer_name", "sender_reviewer_email",
-    "carrier_reviewer_name", "carrier_reviewer_email", "event_datetime_mdt", "attachments",
-    "claim_number", "contact_type", "contact_name", "contact_phone_type", "contact_phone_number",
-    "contact_phone_extension", "contact_email_address", "raw_json", "created_at", "created_date",
+    "type",
+    "status_subtype",
+    "version",
+    "ingested_at",
+    "event_date",
+    "trace_id",
+    "event_id",
+    "description",
+    "assignment_id",
+    "original_assignment_id",
+    "xn_address",
+    "carrier_id",
+    "estimate_version",
+    "note",
+    "author",
+    "sender_reviewer_name",
+    "sender_reviewer_email",
+    "carrier_reviewer_name",
+    "carrier_reviewer_email",
+    "event_datetime_mdt",
+    "attachments",
+    "claim_number",
+    "contact_type",
+    "contact_name",
+    "contact_phone_type",
+    "contact_phone_number",
+    "contact_phone_extension",
+    "contact_email_address",
+    "raw_json",
+    "created_at",
+    "created_date",
 )
 
 #: ``xact_attachments``: the 11 CURRENT columns of SPEC §3.7, in order (partition ``event_date``).
 XACT_ATTACHMENT_COLUMNS: tuple[str, ...] = (
-    "media_id", "trace_id", "attachment_url", "blob_path", "file_type", "status_subtype",
-    "assignment_id", "bytes_downloaded", "downloaded_at", "created_at", "event_date",
+    "media_id",
+    "trace_id",
+    "attachment_url",
+    "blob_path",
+    "file_type",
+    "status_subtype",
+    "assignment_id",
+    "bytes_downloaded",
+    "downloaded_at",
+    "created_at",
+    "event_date",
 )
 
 #: ``xact_attachments_failed``: SPEC §3.7's columns plus where the file would have gone and why.
 XACT_ATTACHMENT_FAILED_COLUMNS: tuple[str, ...] = (
-    "media_id", "trace_id", "attachment_url", "blob_path", "status_subtype", "assignment_id",
-    "status", "error_message", "error_category", "http_status", "retry_count", "failed_at",
+    "media_id",
+    "trace_id",
+    "attachment_url",
+    "blob_path",
+    "status_subtype",
+    "assignment_id",
+    "status",
+    "error_message",
+    "error_category",
+    "http_status",
+    "retry_count",
+    "failed_at",
     "created_at",
 )
 
@@ -64,8 +108,9 @@ _DATA_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def flatten_event(event: XactEvent, raw_row: dict[str, Any], *, event_id: str,
-                  now: datetime) -> dict[str, Any]:
+def flatten_event(
+    event: XactEvent, raw_row: dict[str, Any], *, event_id: str, now: datetime
+) -> dict[str, Any]:
     """One ``xact_events`` row (SPEC §3.8) for ``event``.
 
     ``raw_row`` is the source record as received (``data`` possibly still a string); it becomes
@@ -97,9 +142,19 @@ def flatten_event(event: XactEvent, raw_row: dict[str, Any], *, event_id: str,
     return {column: row[column] for column in XACT_EVENT_COLUMNS}
 
 
-def attachment_row(*, media_id: str, trace_id: str, attachment_url: str, blob_path: str,
-                   file_type: str, status_subtype: str, assignment_id: str, bytes_downloaded: int,
-                   downloaded_at: datetime, now: datetime) -> dict[str, Any]:
+def attachment_row(
+    *,
+    media_id: str,
+    trace_id: str,
+    attachment_url: str,
+    blob_path: str,
+    file_type: str,
+    status_subtype: str,
+    assignment_id: str,
+    bytes_downloaded: int,
+    downloaded_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
     """One ``xact_attachments`` row for a stored file.
 
     ``downloaded_at`` is the result's ``created_at``; ``created_at`` is the write time ``now``;
@@ -122,10 +177,22 @@ def attachment_row(*, media_id: str, trace_id: str, attachment_url: str, blob_pa
     }
 
 
-def failed_row(*, media_id: str, trace_id: str, attachment_url: str, blob_path: str | None,
-               status_subtype: str | None, assignment_id: str | None, status: str,
-               error_message: str | None, error_category: str | None, http_status: int | None,
-               retry_count: int, failed_at: datetime, now: datetime) -> dict[str, Any]:
+def failed_row(
+    *,
+    media_id: str,
+    trace_id: str,
+    attachment_url: str,
+    blob_path: str | None,
+    status_subtype: str | None,
+    assignment_id: str | None,
+    status: str,
+    error_message: str | None,
+    error_category: str | None,
+    http_status: int | None,
+    retry_count: int,
+    failed_at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
     """One ``xact_attachments_failed`` row (merge key ``media_id``).
 
     ``status`` is e.g. ``failed_permanent`` or ``rejected`` (URL refused at dispatch).

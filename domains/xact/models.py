@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import PermanentError
+from core.errors import PermanentError
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
@@ -42,12 +42,13 @@ class XactEvent(BaseModel):
 
     type: str
     version: int | str | None = None
-    utc_date_time: str = Field(validation_alias=AliasChoices("utcDateTime", "utc_date_time"),
-                               serialization_alias="utcDateTime")
-    trace_id: str = Field(validation_alias=AliasChoices("traceId", "trace_id"),
-                          serialization_alias="traceId")
-    event_id: str | None = Field(default=None, validation_alias=AliasChoices("eventId", "event_id"),
-                                 serialization_alias="eventId")
+    utc_date_time: str = Field(
+        validation_alias=AliasChoices("utcDateTime", "utc_date_time"), serialization_alias="utcDateTime"
+    )
+    trace_id: str = Field(validation_alias=AliasChoices("traceId", "trace_id"), serialization_alias="traceId")
+    event_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("eventId", "event_id"), serialization_alias="eventId"
+    )
     data: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("type", "trace_id", mode="before")

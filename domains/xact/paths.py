@@ -2,7 +2,7 @@
 
 Blob path: ``{status_subtype}/{assignment_id}/{trace_id}/{file_name}``, relative to the xact
 domain root. The file name's stem and type come from the same rule the downloader uses for its
-extension check (:mod:`pipeline.security.filetypes`): the URL's last path segment when it has an
+extension check (:mod:`core.security.filetypes`): the URL's last path segment when it has an
 extension, else a ``filename``/``file``/``name`` query parameter. The name is sanitised
 (SPEC §9.3, so ``water%20damage.png`` becomes ``water damage.png``), the extension lower-cased and
 re-appended, and a prefix added by subtype:
@@ -14,7 +14,7 @@ re-appended, and a prefix added by subtype:
 Without an extension, ``file_type`` is ``UNKNOWN`` and nothing is appended.
 
 No component can escape its folder: the subtype, assignment id and trace id are sanitised with
-:func:`~pipeline.security.filenames.sanitize_component` and the whole file name is checked the
+:func:`~core.security.filenames.sanitize_component` and the whole file name is checked the
 same way. A file name is at most 255 bytes of UTF-8 (stem cut, extension kept).
 """
 
@@ -22,16 +22,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domains.ids import xact_media_id
-from domains.xact.models import StatusSubtype, XactEvent
-from pipeline.security.filenames import (
+from core.security.filenames import (
     MAX_NAME_BYTES,
     add_stem_suffix,
     cap_filename,
     sanitize_component,
     sanitize_filename,
 )
-from pipeline.security.filetypes import extension_from_url, name_from_url
+from core.security.filetypes import extension_from_url, name_from_url
+from domains.ids import xact_media_id
+from domains.xact.models import StatusSubtype, XactEvent
 
 #: ``file_type`` when the URL yields no extension.
 UNKNOWN_FILE_TYPE = "UNKNOWN"
@@ -64,21 +64,24 @@ def plan_attachments(event: XactEvent) -> list[AttachmentPlan]:
     assignment_id = event.assignment_id
     if assignment_id is None:
         raise ValueError(f"xact event {event.trace_id} has no assignmentId; nothing to plan")
-    folder = "/".join(sanitize_component(part) for part in
-                      (event.status_subtype, assignment_id, event.trace_id))
+    folder = "/".join(
+        sanitize_component(part) for part in (event.status_subtype, assignment_id, event.trace_id)
+    )
     prefix = _prefix(event.status_subtype, assignment_id, event.estimate_version)
     taken: set[str] = set()
     plans: list[AttachmentPlan] = []
     for url in event.attachments:
         ext = (extension_from_url(url) or "").lower()
         file_name = _unique(_file_name(prefix, url, ext), taken)
-        plans.append(AttachmentPlan(
-            attachment_url=url,
-            media_id=xact_media_id(event.trace_id, url),
-            blob_path=f"{folder}/{file_name}",
-            file_name=file_name,
-            file_type=ext.upper() if ext else UNKNOWN_FILE_TYPE,
-        ))
+        plans.append(
+            AttachmentPlan(
+                attachment_url=url,
+                media_id=xact_media_id(event.trace_id, url),
+                blob_path=f"{folder}/{file_name}",
+                file_name=file_name,
+                file_type=ext.upper() if ext else UNKNOWN_FILE_TYPE,
+            )
+        )
     return plans
 
 

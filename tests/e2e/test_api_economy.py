@@ -17,17 +17,23 @@ from typing import Any
 
 import pytest
 
+from core.deadletters import DeadLetterStore
 from domains.names import Table
-from pipeline.deadletters import DeadLetterStore
-from pipeline.simulator import generate
+from simulator import generate
 from tests.e2e.test_faults import running_pipeline, start_pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 #: Entity tables whose content must not depend on the cache.
-ENTITY_TABLES = (Table.CLAIMX_EVENTS, Table.CLAIMX_PROJECTS, Table.CLAIMX_CONTACTS,
-                 Table.CLAIMX_ATTACHMENT_METADATA, Table.CLAIMX_TASKS, Table.CLAIMX_VIDEO_COLLAB,
-                 Table.CLAIMX_ATTACHMENTS)
+ENTITY_TABLES = (
+    Table.CLAIMX_EVENTS,
+    Table.CLAIMX_PROJECTS,
+    Table.CLAIMX_CONTACTS,
+    Table.CLAIMX_ATTACHMENT_METADATA,
+    Table.CLAIMX_TASKS,
+    Table.CLAIMX_VIDEO_COLLAB,
+    Table.CLAIMX_ATTACHMENTS,
+)
 
 
 @dataclass
@@ -58,11 +64,20 @@ def _is_api(endpoint: str) -> bool:
     return " /" in endpoint
 
 
-def measure_api_calls(tmp: Path, rows: list[dict[str, Any]], *, cache_enabled: bool,
-                      ttl_seconds: int = 3600, timeout: float = 600.0) -> ApiEconomy:
+def measure_api_calls(
+    tmp: Path,
+    rows: list[dict[str, Any]],
+    *,
+    cache_enabled: bool,
+    ttl_seconds: int = 3600,
+    timeout: float = 600.0,
+) -> ApiEconomy:
     """Run ``rows`` through a fresh pipeline and count the ClaimX API requests it made."""
-    env = {"PROJECT_CACHE_ENABLED": str(cache_enabled).lower(), "PROJECT_CACHE_TTL_SECONDS": str(ttl_seconds),
-           "RETRY_DELAYS_SECONDS": "1,1,1"}
+    env = {
+        "PROJECT_CACHE_ENABLED": str(cache_enabled).lower(),
+        "PROJECT_CACHE_TTL_SECONDS": str(ttl_seconds),
+        "RETRY_DELAYS_SECONDS": "1,1,1",
+    }
     with running_pipeline(tmp, env, start=False) as (h, _broker):
         # Publish before the dispatcher starts, so both runs see the same dispatch batches (media
         # events of one project in one batch share one media call).
@@ -77,12 +92,18 @@ def measure_api_calls(tmp: Path, rows: list[dict[str, Any]], *, cache_enabled: b
         projects = h.table(Table.CLAIMX_PROJECTS)
         letters = DeadLetterStore(h.redis).list("claimx")
         return ApiEconomy(
-            cache_enabled=cache_enabled, events=len(rows), api_requests=sum(api.values()),
-            by_endpoint=dict(sorted(api.items())), seconds=seconds,
+            cache_enabled=cache_enabled,
+            events=len(rows),
+            api_requests=sum(api.values()),
+            by_endpoint=dict(sorted(api.items())),
+            seconds=seconds,
             rows={t.value: h.table(t).height for t in ENTITY_TABLES},
-            dead_letters=len(letters), letters=[f"{x.stage}/{x.category}: {x.error}" for x in letters],
-            project_updated_at=projects["updated_at"].to_list(), started_at=started_at,
-            finished_at=datetime.now(UTC))
+            dead_letters=len(letters),
+            letters=[f"{x.stage}/{x.category}: {x.error}" for x in letters],
+            project_updated_at=projects["updated_at"].to_list(),
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+        )
 
 
 def check_fresh(run: ApiEconomy, ttl_seconds: int) -> None:

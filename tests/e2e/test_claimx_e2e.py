@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.deadletters import DeadLetterStore
 from domains.claimx.models import parse_claimx_record
 from domains.names import Table
-from pipeline.deadletters import DeadLetterStore
-from pipeline.simulator.files import expected_bytes
+from simulator.files import expected_bytes
 from tests.harness import Harness, sample_run
 from tests.samples import SAMPLES
 
@@ -29,8 +29,11 @@ API = SAMPLES / "claimx_api"
 
 def _media_links() -> dict[str, str]:
     links: dict[str, str] = {}
-    for name in ("GET_export_project_5010001_media.json", "GET_export_project_5010002_media.json",
-                 "GET_export_project_5010001_media__mediaIds_880003__refreshed.json"):
+    for name in (
+        "GET_export_project_5010001_media.json",
+        "GET_export_project_5010002_media.json",
+        "GET_export_project_5010001_media__mediaIds_880003__refreshed.json",
+    ):
         for item in json.loads((API / name).read_text())["data"]:
             links[str(item["mediaID"])] = item["fullDownloadLink"]  # the refreshed file comes last
     return links
@@ -38,7 +41,9 @@ def _media_links() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    with sample_run(tmp_path_factory.mktemp("claimx-e2e"), "claimx", SAMPLES / "claimx_events.jsonl", 22) as harness:
+    with sample_run(
+        tmp_path_factory.mktemp("claimx-e2e"), "claimx", SAMPLES / "claimx_events.jsonl", 22
+    ) as harness:
         yield harness
 
 
@@ -79,7 +84,8 @@ def test_claimx_contacts__keyed_and_primary_flags_from_the_project(run: Harness)
         ("5010001", "jordan.testperson@example.com", "POLICYHOLDER"),
         ("5010001", "adjuster.one@example.com", "CLAIM_REP"),
         ("5010001", "desk.adjuster@example.com", "CLAIM_REP"),
-        ("5010002", "taylor.demo@example.org", "POLICYHOLDER")}
+        ("5010002", "taylor.demo@example.org", "POLICYHOLDER"),
+    }
     assert rows[("5010001", "jordan.testperson@example.com", "POLICYHOLDER")]["is_primary_contact"] is True
     rep = rows[("5010001", "adjuster.one@example.com", "CLAIM_REP")]
     assert rep["is_primary_contact"] is True and rep["master_file_name"] == "MFN-2026-000451"

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
+from core.deadletters import DeadLetter, DeadLetterStore
 from domains.names import Table
-from pipeline.deadletters import DeadLetter, DeadLetterStore
-from pipeline.simulator import synthetic
-from pipeline.simulator.files import expected_bytes
+from simulator import synthetic
+from simulator.files import expected_bytes
 from tests.e2e.test_faults import running_pipeline, slow, wait_for
 from tests.harness import Harness
 
@@ -42,9 +42,15 @@ _clock = iter(range(10**6))
 def event(event_type: str, project_id: int | str, **ids: Any) -> dict[str, Any]:
     """A claimx source row with an ingestion time of its own (so an event id of its own)."""
     when = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(seconds=next(_clock))
-    return {"eventType": event_type, "projectId": str(project_id), "mediaId": ids.get("media"),
-            "taskAssignmentId": ids.get("task"), "videoCollaborationId": ids.get("video"),
-            "masterFileName": None, "IngestionTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+    return {
+        "eventType": event_type,
+        "projectId": str(project_id),
+        "mediaId": ids.get("media"),
+        "taskAssignmentId": ids.get("task"),
+        "videoCollaborationId": ids.get("video"),
+        "masterFileName": None,
+        "IngestionTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
 
 
 def publish(h: Harness, rows: list[dict[str, Any]]) -> None:
@@ -86,9 +92,11 @@ def h(run: Harness) -> Harness:
 
 # --- project endpoint faults -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("status", "index"), [(429, 101), (503, 102)])
 def test_project_endpoint_transient_errors__retried_and_rows_arrive_when_the_fault_clears(
-        h: Harness, status: int, index: int) -> None:
+    h: Harness, status: int, index: int
+) -> None:
     """Two 429s (``Retry-After: 1``) or two 503s, then a healthy API: 3 requests, the project row."""
     pid = synthetic.project_id(index)
     fault(h, path_prefix=f"/export/project/{pid}", method="GET", status=status, retry_after=1, times=2)
@@ -129,14 +137,20 @@ def test_project_endpoint_404__one_permanent_dead_letter_without_retry(h: Harnes
 
 # --- media links -----------------------------------------------------------------------------------
 
+
 def test_expired_media_link__refreshed_from_the_api_and_the_file_arrives(h: Harness) -> None:
     """Sample media 880003 carries a link that expired in 2024 (the simulator answers 403 by date).
     Published with 880001 so both land in one dispatch batch and one ``mediaIds=880001,880003``
     call returns the expired link; the download refreshes it through ``mediaIds=880003``."""
     h.kill("dispatcher", signal.SIGTERM)  # publish first, so the two events share one batch
     refreshed_before = h.counters("claimx").get("url_refreshed", 0)
-    publish(h, [event("PROJECT_FILE_ADDED", 5010001, media="880001"),
-                event("PROJECT_FILE_ADDED", 5010001, media="880003")])
+    publish(
+        h,
+        [
+            event("PROJECT_FILE_ADDED", 5010001, media="880001"),
+            event("PROJECT_FILE_ADDED", 5010001, media="880003"),
+        ],
+    )
     h.start_dispatcher()
     h.wait_idle(timeout=90)
     assert h.counters("claimx")["url_refreshed"] - refreshed_before == 1
@@ -145,7 +159,8 @@ def test_expired_media_link__refreshed_from_the_api_and_the_file_arrives(h: Harn
     assert requests[f"/{MEDIA_HOST}/projects/5010001/880003/walkthrough.mp4"] == 2  # 403, then 200
     blob = "5010001/media/880003_walkthrough.mp4"
     assert h.lake_file("claimx", blob).read_bytes() == expected_bytes(
-        f"https://{MEDIA_HOST}/projects/5010001/880003/walkthrough.mp4")
+        f"https://{MEDIA_HOST}/projects/5010001/880003/walkthrough.mp4"
+    )
     inventory = {r["media_id"]: r for r in h.table(Table.CLAIMX_ATTACHMENTS).to_dicts()}
     assert inventory["880003"]["blob_path"] == blob
     assert letters(h) == []
@@ -166,8 +181,9 @@ def test_refused_media_link__refreshed_once_and_the_file_arrives(h: Harness) -> 
     assert h.counters("claimx")["url_refreshed"] - refreshed_before == 1
     assert h.sim("GET", "/_sim/stats/files")[path] == 2
     assert str(mid) in set(h.table(Table.CLAIMX_ATTACHMENTS)["media_id"].to_list())
-    assert h.lake_file("claimx", f"{pid}/media/{mid}_{path.rsplit('/', 1)[1]}").read_bytes() == \
-        expected_bytes(f"https://{path.lstrip('/')}")
+    assert h.lake_file(
+        "claimx", f"{pid}/media/{mid}_{path.rsplit('/', 1)[1]}"
+    ).read_bytes() == expected_bytes(f"https://{path.lstrip('/')}")
     assert letters(h) == []
 
 
@@ -195,14 +211,16 @@ def test_duplicate_media_events_downloading_at_once__one_file_one_row_no_dead_le
     publish(h, [event("PROJECT_FILE_ADDED", pid, media=str(mid)) for _ in range(3)])
     h.wait_idle(timeout=60)
     assert h.sim("GET", "/_sim/stats/files")[path] >= 2, "the downloads did not overlap"
-    assert h.lake_file("claimx", f"{pid}/media/{mid}_{path.rsplit('/', 1)[1]}").read_bytes() == \
-        expected_bytes(f"https://{path.lstrip('/')}")
+    assert h.lake_file(
+        "claimx", f"{pid}/media/{mid}_{path.rsplit('/', 1)[1]}"
+    ).read_bytes() == expected_bytes(f"https://{path.lstrip('/')}")
     inventory = h.table(Table.CLAIMX_ATTACHMENTS)
     assert inventory.filter(inventory["media_id"] == str(mid)).height == 1
     assert [f"{x.stage}/{x.category}: {x.error}" for x in letters(h)] == []
 
 
 # --- the circuit breaker (last: it leaves tasks waiting for the breaker) ---------------------------
+
 
 def _breaker_state(h: Harness) -> str | None:
     value = h.redis.hget(BREAKER_KEY, "state")

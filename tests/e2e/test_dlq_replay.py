@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.deadletters import DeadLetterStore, LetterStatus
 from domains.ids import xact_media_id
 from domains.names import Table
-from pipeline.deadletters import DeadLetterStore, LetterStatus
-from pipeline.simulator.files import expected_bytes
+from simulator.files import expected_bytes
 from tests.harness import ROOT, Harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -34,17 +34,27 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
 
 def _pipeline(run: Harness, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=run.env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=run.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Harness) -> None:
     run.sim("POST", "/_sim/faults", {"rule": {"path_prefix": PATH, "status": 404}})
-    event = {"type": "verisk.claims.property.xn.documentsReceived", "version": 1,
-             "utcDateTime": "2026-01-07T09:00:00Z", "traceId": TRACE,
-             "data": {"assignmentId": "A-9001", "attachments": [URL]}}
+    event = {
+        "type": "verisk.claims.property.xn.documentsReceived",
+        "version": 1,
+        "utcDateTime": "2026-01-07T09:00:00Z",
+        "traceId": TRACE,
+        "data": {"assignmentId": "A-9001", "attachments": [URL]},
+    }
     run.publish_lines("xact", [json.dumps(event).encode()])
     run.wait_idle(timeout=120)
     media_id = xact_media_id(TRACE, URL)
@@ -62,7 +72,9 @@ def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Ha
     assert [(r["media_id"], r["attachment_url"]) for r in stored] == [(media_id, URL)]
     assert run.lake_file("xact", stored[0]["blob_path"]).read_bytes() == expected_bytes(URL)
     failed = run.table(Table.XACT_ATTACHMENTS_FAILED).to_dicts()
-    assert [(r["media_id"], r["status"], r["attachment_url"]) for r in failed] == [(media_id, "recovered", URL)]
+    assert [(r["media_id"], r["status"], r["attachment_url"]) for r in failed] == [
+        (media_id, "recovered", URL)
+    ]
     assert DeadLetterStore(run.redis).get(letters[0].id).status == LetterStatus.REPLAYED
     assert DeadLetterStore(run.redis).list("xact") == []  # no open letter left
 

@@ -26,18 +26,19 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
+from core.deadletters import DeadLetterStore
 from domains.names import Table
 from domains.xact.models import parse_xact_record
 from domains.xact.paths import plan_attachments
-from pipeline.deadletters import DeadLetterStore
-from pipeline.localrun import free_port
-from pipeline.simulator import generate
-from pipeline.simulator.files import expected_bytes
+from ops.localrun import free_port
+from simulator import generate
+from simulator.files import expected_bytes
 from tests.harness import KAFKA, WORKER_GROUPS, Harness, create_topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-_skip_unless_slow = pytest.mark.skipif(os.environ.get("RUN_SLOW") != "1",
-                                       reason="long fault run: set RUN_SLOW=1")
+_skip_unless_slow = pytest.mark.skipif(
+    os.environ.get("RUN_SLOW") != "1", reason="long fault run: set RUN_SLOW=1"
+)
 
 
 def slow(test: Callable[..., None]) -> Callable[..., None]:
@@ -49,11 +50,15 @@ FILES_PREFIX = f"/{generate.XACT_FILE_HOST}/synthetic/"
 #: Worker loss by SIGKILL of the whole worker leaves its tasks in Redis's ``unacked`` hash until the
 #: visibility timeout; these settings make that timeout short enough for a test while keeping the
 #: settings' own rule (timeout > longest retry delay + task time limit).
-SHORT_VISIBILITY = {"VISIBILITY_TIMEOUT_SECONDS": "42", "TASK_TIME_LIMIT_SECONDS": "40",
-                    "RETRY_DELAYS_SECONDS": "1,1,1"}
+SHORT_VISIBILITY = {
+    "VISIBILITY_TIMEOUT_SECONDS": "42",
+    "TASK_TIME_LIMIT_SECONDS": "40",
+    "RETRY_DELAYS_SECONDS": "1,1,1",
+}
 
 
 # --- a broker of the test's own ------------------------------------------------------------------
+
 
 @dataclass
 class PrivateRedis:
@@ -71,10 +76,27 @@ class PrivateRedis:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
-             "--appendfsync", self.fsync, "--save", "", "--dir", str(self.data_dir),
-             "--logfile", str(self.data_dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                self.fsync,
+                "--save",
+                "",
+                "--dir",
+                str(self.data_dir),
+                "--logfile",
+                str(self.data_dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=1)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -105,9 +127,14 @@ def start_pipeline(h: Harness, *, concurrency: dict[str, int] | None = None, dis
 
 
 @contextmanager
-def running_pipeline(tmp: Path, extra_env: dict[str, str] | None = None, *, start: bool = True,
-             concurrency: dict[str, int] | None = None, fsync: str = "everysec",
-             ) -> Iterator[tuple[Harness, PrivateRedis]]:
+def running_pipeline(
+    tmp: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    start: bool = True,
+    concurrency: dict[str, int] | None = None,
+    fsync: str = "everysec",
+) -> Iterator[tuple[Harness, PrivateRedis]]:
     """A started pipeline on a private Redis; everything stopped on exit."""
     broker = PrivateRedis(tmp / "redis", fsync=fsync)
     broker.start()
@@ -123,8 +150,10 @@ def running_pipeline(tmp: Path, extra_env: dict[str, str] | None = None, *, star
 
 # --- observation helpers ---------------------------------------------------------------------------
 
-def wait_for(h: Harness, predicate: Callable[[], bool], timeout: float, what: str,
-             interval: float = 0.1) -> None:
+
+def wait_for(
+    h: Harness, predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -181,12 +210,19 @@ def assert_each_event_and_attachment_exactly_once(h: Harness, rows: list[dict[st
     assert DeadLetterStore(h.redis).count("xact") == 0
 
 
-def read_topic(topic: str, *, at_least: int, timeout: float = 30.0,
-               give_up: Callable[[], bool] = lambda: False) -> list[Message]:
+def read_topic(
+    topic: str, *, at_least: int, timeout: float = 30.0, give_up: Callable[[], bool] = lambda: False
+) -> list[Message]:
     """Every record of ``topic`` from the start, waiting until ``at_least`` arrived (or timeout,
     or ``give_up()``)."""
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
@@ -206,12 +242,14 @@ def read_topic(topic: str, *, at_least: int, timeout: float = 30.0,
 def produce_raw(topic: str, values: list[bytes], *, max_bytes: int = 1_000_000) -> None:
     """Publish exact bytes, no key (the project's publisher parses lines to pick a key; hostile
     input must reach Kafka untouched, as a broken upstream would send it)."""
-    producer = Producer({"bootstrap.servers": KAFKA, "acks": "all", "linger.ms": 0,
-                         "message.max.bytes": max_bytes})
+    producer = Producer(
+        {"bootstrap.servers": KAFKA, "acks": "all", "linger.ms": 0, "message.max.bytes": max_bytes}
+    )
     errors: list[str] = []
     for value in values:
-        producer.produce(topic, value=value,
-                         on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
+        producer.produce(
+            topic, value=value, on_delivery=lambda err, _m: errors.append(str(err)) if err else None
+        )
         producer.flush(30)  # one record per request: a large record never shares a batch
     assert not errors, errors
 
@@ -219,7 +257,7 @@ def produce_raw(topic: str, values: list[bytes], *, max_bytes: int = 1_000_000) 
 def interleave(good: list[bytes], bad: list[bytes]) -> list[bytes]:
     out: list[bytes] = []
     for i in range(max(len(good), len(bad))):
-        out += good[i:i + 1] + bad[i:i + 1]
+        out += good[i : i + 1] + bad[i : i + 1]
     return out
 
 
@@ -229,12 +267,14 @@ def alive(h: Harness, name: str) -> bool:
 
 # --- killing workers -------------------------------------------------------------------------------
 
+
 def _downloads_in_flight(h: Harness, *, requested: int, done: int) -> Callable[[], bool]:
     return lambda: file_requests(h) >= requested and h.counters("xact").get("downloaded", 0) >= done
 
 
 def test_worker_group_killed__in_flight_tasks_redelivered_after_visibility_timeout_and_land_once(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """SIGKILL of a worker's whole process group (a lost host): its unacknowledged tasks stay in
     Redis and a replacement worker restores them once the visibility timeout passed; every
     attachment then ends exactly once in the table and the lake."""
@@ -249,8 +289,9 @@ def test_worker_group_killed__in_flight_tasks_redelivered_after_visibility_timeo
         assert held > 0, "the killed worker held no task: the kill was not mid-run"
         # kombu restores unacknowledged messages older than the visibility timeout when a worker
         # starts (and on a ~100 s sweep after that): start the replacement once they are due.
-        time.sleep(max(0.0, int(SHORT_VISIBILITY["VISIBILITY_TIMEOUT_SECONDS"]) + 1
-                       - (time.monotonic() - killed_at)))
+        time.sleep(
+            max(0.0, int(SHORT_VISIBILITY["VISIBILITY_TIMEOUT_SECONDS"]) + 1 - (time.monotonic() - killed_at))
+        )
         h.start_worker("xact", concurrency=4)
         h.wait_idle(timeout=240)  # a message lost in the kill returns via pipeline.sweep
         assert_each_event_and_attachment_exactly_once(h, rows)
@@ -296,6 +337,7 @@ def test_worker_group_killed_twice_under_load__every_attachment_lands_once(tmp_p
 
 # --- killing the dispatcher ------------------------------------------------------------------------
 
+
 def test_dispatcher_killed_mid_stream__restart_loses_no_event_and_duplicates_none(tmp_path: Path) -> None:
     """SIGKILL between batches or inside one: offsets are committed only after a batch was
     enqueued, so the restarted dispatcher re-reads at most one batch; the ledger and idempotent
@@ -306,8 +348,13 @@ def test_dispatcher_killed_mid_stream__restart_loses_no_event_and_duplicates_non
     env = {"DISPATCH_BATCH_SIZE": "50", "RETRY_DELAYS_SECONDS": "1,1,1"}
     with running_pipeline(tmp_path, env) as (h, _broker):
         h.publish_lines("xact", lines(plain) + lines(with_files))
-        wait_for(h, lambda: h.counters("xact").get("events_dispatched", 0) >= 100, 60,
-                 "the dispatcher to be mid-stream", interval=0.02)
+        wait_for(
+            h,
+            lambda: h.counters("xact").get("events_dispatched", 0) >= 100,
+            60,
+            "the dispatcher to be mid-stream",
+            interval=0.02,
+        )
         h.kill("dispatcher")
         dispatched_at_kill = h.counters("xact").get("events_dispatched", 0)
         assert dispatched_at_kill < len(rows), "the stream was over before the kill"
@@ -320,6 +367,7 @@ def test_dispatcher_killed_mid_stream__restart_loses_no_event_and_duplicates_non
 
 
 # --- restarting the broker -------------------------------------------------------------------------
+
 
 def test_redis_restarted_between_batches__state_survives_and_the_pipeline_reconnects(tmp_path: Path) -> None:
     """A clean Redis restart (AOF) while idle: workers, Beat and the dispatcher reconnect on their
@@ -367,10 +415,17 @@ def test_redis_restarted_mid_run__every_attachment_lands_once(tmp_path: Path, ho
 
 XACT_HOSTILE = {
     "truncated JSON": b'{"type": "verisk.claims.property.xn.documentsReceived", "traceId": "3f9b',
-    "missing traceId": json.dumps({"type": "verisk.claims.property.xn.documentsReceived", "version": 1,
-                                   "utcDateTime": "2026-02-01T00:00:00Z", "data": {}}).encode(),
-    "missing type": json.dumps({"traceId": "7d0c3c7e-0000-4000-8000-000000000001",
-                                "utcDateTime": "2026-02-01T00:00:00Z", "data": {}}).encode(),
+    "missing traceId": json.dumps(
+        {
+            "type": "verisk.claims.property.xn.documentsReceived",
+            "version": 1,
+            "utcDateTime": "2026-02-01T00:00:00Z",
+            "data": {},
+        }
+    ).encode(),
+    "missing type": json.dumps(
+        {"traceId": "7d0c3c7e-0000-4000-8000-000000000001", "utcDateTime": "2026-02-01T00:00:00Z", "data": {}}
+    ).encode(),
     "a JSON array": b'[{"traceId": "7d0c3c7e-0000-4000-8000-000000000002"}]',
     "a JSON string": b'"just a string"',
     "binary junk": bytes(range(256)) * 4,
@@ -380,13 +435,14 @@ CLAIMX_HOSTILE = {
     "truncated JSON": b'{"eventType": "PROJECT_CREATED", "projectId": "60',
     "missing eventType": b'{"projectId": "6000001", "IngestionTime": "2026-02-01T00:00:00Z"}',
     "missing projectId": b'{"eventType": "PROJECT_CREATED", "IngestionTime": "2026-02-01T00:00:00Z"}',
-    "a JSON array": b'[1, 2, 3]',
+    "a JSON array": b"[1, 2, 3]",
     "binary junk": b"\xff\xfe\x00\x01" * 64,
 }
 
 
 def test_hostile_records__each_dead_lettered_with_its_error_and_valid_neighbours_processed(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Bad records interleaved with good ones in one batch: each bad record lands once in
     ``{domain}.events.dlq`` with an ``error`` header, the dispatcher keeps running, and every valid
     event of the same batch is processed."""
@@ -418,8 +474,9 @@ def _hostile_then_valid(tmp_path: Path, bad: bytes, *, max_bytes: int = 1_000_00
     rows = generate.xact_events(3, attachments_per_event=0, seed=42)
     with running_pipeline(tmp_path, {"RETRY_DELAYS_SECONDS": "1,1,1"}) as (h, _broker):
         produce_raw(h.topics["xact"], [bad, *lines(rows)], max_bytes=max_bytes)
-        records = read_topic(h.dlq_topics["xact"], at_least=1, timeout=30,
-                             give_up=lambda: not alive(h, "dispatcher"))
+        records = read_topic(
+            h.dlq_topics["xact"], at_least=1, timeout=30, give_up=lambda: not alive(h, "dispatcher")
+        )
         assert alive(h, "dispatcher"), "the dispatcher died on a hostile record:\n" + h.logs()
         assert len(records) == 1, "no dead letter within 30 s: the dispatcher is stuck\n" + h.logs()
         value, headers = records[0].value() or b"", dict(records[0].headers() or [])
@@ -435,7 +492,8 @@ def test_hostile_record__deeply_nested_json_is_dead_lettered_and_dispatcher_surv
 
 
 def test_hostile_record__one_near_the_broker_size_limit_is_dead_lettered_and_dispatcher_survives(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A ~1 MB record: accepted by a topic at the broker's default limit (1 048 588 bytes), but
     larger than the producer's default ``message.max.bytes`` (1 000 000) used for the DLQ."""
     bad = b'{"type": "junk", "pad": "' + b"x" * 1_040_000 + b'"'  # also truncated JSON

@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
+from core.deadletters import DeadLetterStore
 from domains.ids import xact_media_id
 from domains.names import Table
-from pipeline.deadletters import DeadLetterStore
 from tests.harness import Harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -29,7 +29,9 @@ REJECTED_AT_DISPATCH = {
     "https://files.example.com.evil.example.net/a.pdf": "Domain not in allowlist",
 }
 FAILED_AT_DOWNLOAD = {
-    "https://files.example.com/redirect?to=" + quote("https://untrusted.example.net/x.pdf", safe="") + "&filename=x.pdf": "Redirect blocked",
+    "https://files.example.com/redirect?to="
+    + quote("https://untrusted.example.net/x.pdf", safe="")
+    + "&filename=x.pdf": "Redirect blocked",
     "https://files.example.com/redirect-loop/1.pdf": "redirect",
     "https://files.example.com/docs/tool.exe": "not allowed",
     "https://files.example.com/synthetic/1/300000/too_big.pdf": "too large",
@@ -43,9 +45,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Harness:
     harness = Harness(tmp_path_factory.mktemp("hostile"), extra_env={"MAX_DOWNLOAD_BYTES": "200000"})
     harness.start_all()
     urls = [GOOD, TRAVERSAL, *REJECTED_AT_DISPATCH, *FAILED_AT_DOWNLOAD]
-    event = {"type": "verisk.claims.property.xn.documentsReceived", "version": 1,
-             "utcDateTime": "2026-01-06T10:00:00Z", "traceId": TRACE,
-             "data": {"assignmentId": "../../A-1", "attachments": urls}}
+    event = {
+        "type": "verisk.claims.property.xn.documentsReceived",
+        "version": 1,
+        "utcDateTime": "2026-01-06T10:00:00Z",
+        "traceId": TRACE,
+        "data": {"assignmentId": "../../A-1", "attachments": urls},
+    }
     try:
         harness.publish_lines("xact", [json.dumps(event).encode()])
         harness.wait_idle(timeout=180)
@@ -72,7 +78,10 @@ def test_download_failures__recorded_and_dead_lettered_as_permanent(run: Harness
     for url, reason in FAILED_AT_DOWNLOAD.items():
         media_id = xact_media_id(TRACE, url)
         assert failed[media_id]["status"] == "failed_permanent", url
-        assert reason.lower() in failed[media_id]["error_message"].lower(), (url, failed[media_id]["error_message"])
+        assert reason.lower() in failed[media_id]["error_message"].lower(), (
+            url,
+            failed[media_id]["error_message"],
+        )
         assert letters[media_id].category == "permanent"
 
 

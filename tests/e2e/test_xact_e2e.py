@@ -19,17 +19,22 @@ from domains.ids import xact_event_id, xact_media_id
 from domains.names import Table
 from domains.xact.flatten import flatten_event
 from domains.xact.models import parse_xact_record
-from pipeline.simulator.files import expected_bytes
+from simulator.files import expected_bytes
 from tests.harness import KAFKA, Harness, sample_run
 from tests.samples import SAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 OVERRIDES = {  # DECISIONS "How to read the samples' expected outcomes"
-    16: ("firstNoticeOfLossReceived/A-7100462/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e16/"
-         "A-7100462_FNOL_fnol_statement.pdf", "PDF"),
-    18: ("documentsReceived/A-7100464/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e18/"
-         "A-7100464_water damage closeup.png", "PNG"),
+    16: (
+        "firstNoticeOfLossReceived/A-7100462/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e16/"
+        "A-7100462_FNOL_fnol_statement.pdf",
+        "PDF",
+    ),
+    18: (
+        "documentsReceived/A-7100464/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e18/A-7100464_water damage closeup.png",
+        "PNG",
+    ),
 }
 
 
@@ -59,7 +64,9 @@ EXPECTED = _expected()
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    with sample_run(tmp_path_factory.mktemp("xact-e2e"), "xact", SAMPLES / "xact_events.jsonl", 20) as harness:
+    with sample_run(
+        tmp_path_factory.mktemp("xact-e2e"), "xact", SAMPLES / "xact_events.jsonl", 20
+    ) as harness:
         yield harness
 
 
@@ -120,7 +127,7 @@ def test_xact_attachments_failed__every_refused_attachment_has_an_outcome(run: H
 
 
 def test_dead_letters__permanent_download_failures_are_replayable_letters(run: Harness) -> None:
-    from pipeline.deadletters import DeadLetterStore
+    from core.deadletters import DeadLetterStore
 
     letters = DeadLetterStore(run.redis).list("xact")
     assert sorted(letter.key for letter in letters) == sorted(m for m, _ in EXPECTED["failed"])
@@ -130,7 +137,9 @@ def test_dead_letters__permanent_download_failures_are_replayable_letters(run: H
 
 
 def test_malformed_record__lands_in_the_dead_letter_topic_with_the_error(run: Harness) -> None:
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": "dlq-reader", "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {"bootstrap.servers": KAFKA, "group.id": "dlq-reader", "auto.offset.reset": "earliest"}
+    )
     topic = run.dlq_topics["xact"]
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
     consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
@@ -147,8 +156,10 @@ def test_malformed_record__lands_in_the_dead_letter_topic_with_the_error(run: Ha
 
 
 def test_republishing__adds_no_row_and_no_file(run: Harness) -> None:
-    before = {t: run.table(t).height for t in (Table.XACT_EVENTS, Table.XACT_ATTACHMENTS,
-                                               Table.XACT_ATTACHMENTS_FAILED)}
+    before = {
+        t: run.table(t).height
+        for t in (Table.XACT_EVENTS, Table.XACT_ATTACHMENTS, Table.XACT_ATTACHMENTS_FAILED)
+    }
     files_before = run.lake_files("xact")
     run.publish_file("xact", SAMPLES / "xact_events.jsonl")
     run.wait_idle(timeout=120)
@@ -164,8 +175,10 @@ def test_republishing__adds_no_row_and_no_file(run: Harness) -> None:
 
 def test_redelivery_after_the_ledger_forgot__stages_are_idempotent(run: Harness) -> None:
     """With the dispatch ledger emptied (as after its TTL), a full re-run still adds nothing."""
-    before = {t: run.table(t).height for t in (Table.XACT_EVENTS, Table.XACT_ATTACHMENTS,
-                                               Table.XACT_ATTACHMENTS_FAILED)}
+    before = {
+        t: run.table(t).height
+        for t in (Table.XACT_EVENTS, Table.XACT_ATTACHMENTS, Table.XACT_ATTACHMENTS_FAILED)
+    }
     files_before = run.lake_files("xact")
     for key in run.redis.scan_iter(match="pipeline:dispatched:*"):
         run.redis.delete(key)

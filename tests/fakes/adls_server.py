@@ -30,8 +30,19 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-_SIGNED_HEADERS = ("content-encoding", "content-language", "content-length", "content-md5", "content-type",
-                   "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range")
+_SIGNED_HEADERS = (
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+)
 
 
 @dataclass
@@ -52,7 +63,9 @@ class Fault:
 
 
 class _Failure(Exception):
-    def __init__(self, status: int, code: str, message: str = "", headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(code)
         self.status, self.code, self.message = status, code, message or code
         self.headers = headers or {}
@@ -201,11 +214,15 @@ def _make_handler(server: FakeAdlsServer) -> type[BaseHTTPRequestHandler]:
             if spec:
                 start, end = _parse_range(spec)
                 if start >= len(data):
-                    raise _Failure(416, "InvalidRange", "The range specified is invalid for the current size.",
-                                   {"Content-Range": f"bytes */{len(data)}"})
+                    raise _Failure(
+                        416,
+                        "InvalidRange",
+                        "The range specified is invalid for the current size.",
+                        {"Content-Range": f"bytes */{len(data)}"},
+                    )
                 end = min(end if end is not None else len(data) - 1, len(data) - 1)
                 headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-                data, status = data[start:end + 1], 206
+                data, status = data[start : end + 1], 206
             self._reply(status, headers, data)
 
         def _op_delete(self, key: tuple[str, str, str], _: dict[str, str], __: bytes) -> None:
@@ -223,9 +240,14 @@ def _make_handler(server: FakeAdlsServer) -> type[BaseHTTPRequestHandler]:
 
         @staticmethod
         def _properties(stored: StoredFile) -> dict[str, str]:
-            return {"ETag": stored.etag, "Last-Modified": stored.last_modified, "x-ms-blob-type": "BlockBlob",
-                    "x-ms-creation-time": stored.last_modified, "Content-Type": "application/octet-stream",
-                    "Accept-Ranges": "bytes"}
+            return {
+                "ETag": stored.etag,
+                "Last-Modified": stored.last_modified,
+                "x-ms-blob-type": "BlockBlob",
+                "x-ms-creation-time": stored.last_modified,
+                "Content-Type": "application/octet-stream",
+                "Accept-Ranges": "bytes",
+            }
 
         def _read_body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
@@ -236,15 +258,19 @@ def _make_handler(server: FakeAdlsServer) -> type[BaseHTTPRequestHandler]:
             segments = parts.path.lstrip("/").split("/", 2)
             if len(segments) < 2 or not segments[0] or not segments[1]:
                 raise _Failure(400, "InvalidUri", "expected /<account>/<filesystem>[/<path>]")
-            query = {unquote(k): unquote(v) for k, _, v in
-                     (item.partition("=") for item in parts.query.split("&") if item)}
+            query = {
+                unquote(k): unquote(v)
+                for k, _, v in (item.partition("=") for item in parts.query.split("&") if item)
+            }
             path = unquote(segments[2]) if len(segments) > 2 else ""
             return segments[0], segments[1], path, query
 
         def _authenticate(self, account: str, query: dict[str, str]) -> None:
             header = self.headers.get("Authorization", "")
             if not header:
-                raise _Failure(401, "NoAuthenticationInformation", "Server failed to authenticate the request.")
+                raise _Failure(
+                    401, "NoAuthenticationInformation", "Server failed to authenticate the request."
+                )
             scheme, _, credential = header.partition(" ")
             name, _, signature = credential.partition(":")
             key = server.accounts.get(account)
@@ -252,15 +278,20 @@ def _make_handler(server: FakeAdlsServer) -> type[BaseHTTPRequestHandler]:
                 raise _Failure(403, "AuthenticationFailed", "Server failed to authenticate the request.")
             expected = _sign(key, self._string_to_sign(account, query))
             if not hmac.compare_digest(expected, signature):
-                raise _Failure(403, "AuthenticationFailed", "The MAC signature found in the HTTP request "
-                                                            "is not the same as any computed signature.")
+                raise _Failure(
+                    403,
+                    "AuthenticationFailed",
+                    "The MAC signature found in the HTTP request is not the same as any computed signature.",
+                )
 
         def _string_to_sign(self, account: str, query: dict[str, str]) -> str:
             values = []
             for name in _SIGNED_HEADERS:
                 value = self.headers.get(name) or ""
                 values.append("" if name == "content-length" and value == "0" else value)
-            ms_headers = sorted((k.lower(), v) for k, v in self.headers.items() if k.lower().startswith("x-ms-"))
+            ms_headers = sorted(
+                (k.lower(), v) for k, v in self.headers.items() if k.lower().startswith("x-ms-")
+            )
             canonical_headers = "".join(f"{k}:{v}\n" for k, v in ms_headers)
             resource = f"/{account}{urlsplit(self.path).path}"
             resource += "".join(f"\n{k.lower()}:{v}" for k, v in sorted(query.items()))
@@ -274,7 +305,9 @@ def _make_handler(server: FakeAdlsServer) -> type[BaseHTTPRequestHandler]:
                 headers["Content-Type"] = "application/json;charset=utf-8"
             self._reply(failure.status, headers, body)
 
-        def _reply(self, status: int, headers: dict[str, str], body: bytes = b"", length: int | None = None) -> None:
+        def _reply(
+            self, status: int, headers: dict[str, str], body: bytes = b"", length: int | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("x-ms-request-id", f"fake-{next(server._etags)}")
             self.send_header("x-ms-version", self.headers.get("x-ms-version") or "2021-08-06")

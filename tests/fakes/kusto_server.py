@@ -31,8 +31,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TOKEN = re.compile(r"""\s+|//[^\n]*|(?P<str>'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")|(?P<num>\d+)"""
-                    r"""|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|>=|<=|[<>=(),|\[\]])""")
+_TOKEN = re.compile(
+    r"""\s+|//[^\n]*|(?P<str>'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")|(?P<num>\d+)"""
+    r"""|(?P<id>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>==|!=|>=|<=|[<>=(),|\[\]])"""
+)
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
 
 
@@ -74,17 +76,23 @@ class _Parser:
         while pos < len(text):
             if text.startswith("datetime(", pos):
                 end = text.index(")", pos)
-                self.tokens.append(("dt", ticks(text[pos + 9:end])))
+                self.tokens.append(("dt", ticks(text[pos + 9 : end])))
                 pos = end + 1
                 continue
             match = _TOKEN.match(text, pos)
             if not match:
-                raise KqlError(f"Syntax error: unexpected {text[pos:pos + 10]!r}")
+                raise KqlError(f"Syntax error: unexpected {text[pos : pos + 10]!r}")
             pos = match.end()
             kind = match.lastgroup
             if kind == "str":
-                self.tokens.append(("str", re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)),
-                                                  match.group(kind)[1:-1])))
+                self.tokens.append(
+                    (
+                        "str",
+                        re.sub(
+                            r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), match.group(kind)[1:-1]
+                        ),
+                    )
+                )
             elif kind == "num":
                 self.tokens.append(("num", int(match.group(kind))))
             elif kind is not None:
@@ -123,13 +131,21 @@ class _Parser:
 
     def comparison(self) -> Expr:
         left = self.atom()
-        ops = {"==": lambda x, y: x == y, "!=": lambda x, y: x != y, ">": lambda x, y: x > y,
-               ">=": lambda x, y: x >= y, "<": lambda x, y: x < y, "<=": lambda x, y: x <= y}
+        ops = {
+            "==": lambda x, y: x == y,
+            "!=": lambda x, y: x != y,
+            ">": lambda x, y: x > y,
+            ">=": lambda x, y: x >= y,
+            "<": lambda x, y: x < y,
+            "<=": lambda x, y: x <= y,
+        }
         for symbol, fn in ops.items():
             if self.peek(symbol, "op"):
                 self.take()
                 right = self.atom()
-                return lambda r: (lambda x, y: x is not None and y is not None and fn(x, y))(left(r), right(r))
+                return lambda r: (lambda x, y: x is not None and y is not None and fn(x, y))(
+                    left(r), right(r)
+                )
         return left
 
     def atom(self) -> Expr:
@@ -168,7 +184,9 @@ class _Parser:
         else:
             name = self.take(kind="id")
         if name not in tables:
-            raise KqlError(f"SEM0100: 'where' operator: Failed to resolve table or column expression named '{name}'")
+            raise KqlError(
+                f"SEM0100: 'where' operator: Failed to resolve table or column expression named '{name}'"
+            )
         columns = list(tables[name].columns)
         rows = [{**values, "$ticks": t} for t, values in tables[name].rows]
         while self.peek("|", "op"):
@@ -183,7 +201,9 @@ class _Parser:
                 is_time = self.peek("ingestion_time", "id")
                 value = self.expr()
                 rows = [{**r, target: value(r)} for r in rows]
-                columns = [c for c in columns if c[0] != target] + [(target, "datetime" if is_time else "string")]
+                columns = [c for c in columns if c[0] != target] + [
+                    (target, "datetime" if is_time else "string")
+                ]
             elif op in ("order", "sort"):
                 self.take("by")
                 keys = [self.sort_key()]
@@ -191,7 +211,9 @@ class _Parser:
                     self.take()
                     keys.append(self.sort_key())
                 for column, direction in reversed(keys):  # nulls first asc, last desc (Kusto defaults)
-                    rows.sort(key=lambda r, c=column: (r.get(c) is not None, r.get(c)), reverse=direction == "desc")
+                    rows.sort(
+                        key=lambda r, c=column: (r.get(c) is not None, r.get(c)), reverse=direction == "desc"
+                    )
             elif op in ("take", "limit"):
                 rows = rows[: self.take(kind="num")]
             else:
@@ -265,9 +287,17 @@ class KustoFake:
         with self._lock:
             self.tables[table].rows.extend((ticks(ingestion_time), dict(r)) for r in rows)
 
-    def fail_next(self, status: int = 500, *, times: int = 1, code: str = "InternalServiceError",
-                  message: str = "injected failure", permanent: bool = False, inline: bool = False,
-                  retry_after: float | None = None) -> None:
+    def fail_next(
+        self,
+        status: int = 500,
+        *,
+        times: int = 1,
+        code: str = "InternalServiceError",
+        message: str = "injected failure",
+        permanent: bool = False,
+        inline: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.faults.append(Fault(status, code, message, permanent, inline, retry_after, times))
 
     def start(self) -> KustoFake:
@@ -288,7 +318,9 @@ class KustoFake:
     def answer(self, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         """(status, JSON body, headers) for one authenticated query request."""
         with self._lock:
-            self.queries.append(ReceivedQuery(body.get("db", ""), body.get("csl", ""), body.get("properties")))
+            self.queries.append(
+                ReceivedQuery(body.get("db", ""), body.get("csl", ""), body.get("properties"))
+            )
             fault = self.faults[0] if self.faults else None
             if fault is not None:
                 fault.remaining -= 1
@@ -300,38 +332,78 @@ class KustoFake:
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 return fault.status, error, headers
             if body.get("db") != self.database:
-                return 400, _error("General_BadRequest", f"Database '{body.get('db')}' was not found", True), {}
+                return (
+                    400,
+                    _error("General_BadRequest", f"Database '{body.get('db')}' was not found", True),
+                    {},
+                )
             try:
                 columns, rows = _Parser(body.get("csl", "")).query(self.tables)
             except (KqlError, ValueError) as exc:
                 return 400, _error("General_BadRequest", str(exc), True), {}
-        values = [[iso(r.get(name)) if isinstance(r.get(name), _Ticks) else r.get(name) for name, _ in columns]
-                  for r in rows]
+        values = [
+            [iso(r.get(name)) if isinstance(r.get(name), _Ticks) else r.get(name) for name, _ in columns]
+            for r in rows
+        ]
         return 200, _frames(columns, values), {}
 
 
 def _error(code: str, message: str, permanent: bool) -> dict[str, Any]:
-    return {"error": {"code": code, "message": "Request is invalid and cannot be executed.",
-                      "@type": f"Kusto.Fake.{code}", "@message": message, "@permanent": permanent}}
+    return {
+        "error": {
+            "code": code,
+            "message": "Request is invalid and cannot be executed.",
+            "@type": f"Kusto.Fake.{code}",
+            "@message": message,
+            "@permanent": permanent,
+        }
+    }
 
 
-def _frames(columns: list[tuple[str, str]], rows: list[list[Any]], *,
-            inline_error: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    def table(table_id: int, kind: str, name: str, cols: list[tuple[str, str]], data: list[Any]) -> dict[str, Any]:
-        return {"FrameType": "DataTable", "TableId": table_id, "TableKind": kind, "TableName": name,
-                "Columns": [{"ColumnName": n, "ColumnType": t} for n, t in cols], "Rows": data}
+def _frames(
+    columns: list[tuple[str, str]], rows: list[list[Any]], *, inline_error: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    def table(
+        table_id: int, kind: str, name: str, cols: list[tuple[str, str]], data: list[Any]
+    ) -> dict[str, Any]:
+        return {
+            "FrameType": "DataTable",
+            "TableId": table_id,
+            "TableKind": kind,
+            "TableName": name,
+            "Columns": [{"ColumnName": n, "ColumnType": t} for n, t in cols],
+            "Rows": data,
+        }
 
     primary_rows: list[Any] = list(rows) + ([{"OneApiErrors": [inline_error]}] if inline_error else [])
     completion = [["2024-01-01T00:00:00Z", "fake", 4, "Info", 0, "S_OK (0)", 4, "QueryInfo", "{}"]]
     return [
         {"FrameType": "DataSetHeader", "IsProgressive": False, "Version": "v2.0"},
-        table(0, "QueryProperties", "@ExtendedProperties", [("TableId", "int"), ("Key", "string"),
-                                                             ("Value", "dynamic")], []),
+        table(
+            0,
+            "QueryProperties",
+            "@ExtendedProperties",
+            [("TableId", "int"), ("Key", "string"), ("Value", "dynamic")],
+            [],
+        ),
         table(1, "PrimaryResult", "PrimaryResult", columns, primary_rows),
-        table(2, "QueryCompletionInformation", "QueryCompletionInformation",
-              [("Timestamp", "datetime"), ("ClientRequestId", "string"), ("Level", "int"), ("LevelName", "string"),
-               ("StatusCode", "int"), ("StatusCodeName", "string"), ("EventType", "int"),
-               ("EventTypeName", "string"), ("Payload", "string")], completion),
+        table(
+            2,
+            "QueryCompletionInformation",
+            "QueryCompletionInformation",
+            [
+                ("Timestamp", "datetime"),
+                ("ClientRequestId", "string"),
+                ("Level", "int"),
+                ("LevelName", "string"),
+                ("StatusCode", "int"),
+                ("StatusCodeName", "string"),
+                ("EventType", "int"),
+                ("EventTypeName", "string"),
+                ("Payload", "string"),
+            ],
+            completion,
+        ),
         {"FrameType": "DataSetCompletion", "HasErrors": inline_error is not None, "Cancelled": False},
     ]
 

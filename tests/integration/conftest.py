@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from pipeline.settings import load_settings
+from core.settings import load_settings
 
 
 @pytest.fixture

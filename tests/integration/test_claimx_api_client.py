@@ -13,26 +13,26 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
 from pydantic import SecretStr
 
+from core.errors import CircuitOpenError, ErrorCategory, PermanentError, TransientError
 from domains.claimx.api import ApiConfig, ClaimXApiError, ClaimXCircuitOpenError, ClaimXClient
 from domains.claimx.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from domains.claimx.handlers import HandlerResult, handle
 from domains.claimx.models import parse_claimx_record
 from domains.claimx.project_cache import ProjectCache
 from domains.claimx.ratelimit import RateLimiter
-from pipeline.errors import CircuitOpenError, ErrorCategory, PermanentError, TransientError
-from pipeline.simulator import Simulator
+from simulator import Simulator
+from tests.samples import SAMPLES as REPO_SAMPLES
 
 pytestmark = pytest.mark.integration
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 TOKEN = "dGVzdDp0ZXN0"
-SAMPLES = Path("/work/shared/domain/samples")
+SAMPLES = REPO_SAMPLES
 NOW = datetime(2026, 1, 5, 21, 0, tzinfo=UTC)
 FAST = BreakerConfig(failure_threshold=5, open_seconds=0.6, half_open_max_calls=3, success_threshold=2)
 
@@ -65,14 +65,27 @@ def make_client(sim: Simulator, r: redis.Redis, prefix: str) -> Iterator[Callabl
     sim.reset_stats()
     clients: list[ClaimXClient] = []
 
-    def factory(*, token: str = TOKEN, base_url: str | None = None, timeout: float = 5.0,
-                rate: float = 1000.0, breaker: CircuitBreaker | None = None) -> ClaimXClient:
-        config = ApiConfig(base_url=base_url or sim.api_base_url, token=SecretStr(token),
-                           timeout_seconds=timeout, connect_timeout_seconds=1.0, rate_per_second=rate)
+    def factory(
+        *,
+        token: str = TOKEN,
+        base_url: str | None = None,
+        timeout: float = 5.0,
+        rate: float = 1000.0,
+        breaker: CircuitBreaker | None = None,
+    ) -> ClaimXClient:
+        config = ApiConfig(
+            base_url=base_url or sim.api_base_url,
+            token=SecretStr(token),
+            timeout_seconds=timeout,
+            connect_timeout_seconds=1.0,
+            rate_per_second=rate,
+        )
         client = ClaimXClient(
-            config, redis=r,
+            config,
+            redis=r,
             breaker=breaker or CircuitBreaker(r, "claimx_api", config=FAST, key_prefix=f"{prefix}:breaker"),
-            limiter=RateLimiter(r, "claimx_api", rate_per_second=rate, key_prefix=f"{prefix}:rate"))
+            limiter=RateLimiter(r, "claimx_api", rate_per_second=rate, key_prefix=f"{prefix}:rate"),
+        )
         clients.append(client)
         return client
 
@@ -88,17 +101,31 @@ def _requests_seen(sim: Simulator) -> int:
 
 # --- classification over HTTP (SPEC §5) ------------------------------------------------------------
 
-@pytest.mark.parametrize(("status", "category", "prefix_text"), [
-    (401, ErrorCategory.AUTH, "Unauthorized (401): "), (403, ErrorCategory.PERMANENT, "Forbidden (403): "),
-    (404, ErrorCategory.PERMANENT, "Not found (404): "), (429, ErrorCategory.TRANSIENT, "Rate limited (429): "),
-    (500, ErrorCategory.TRANSIENT, "Server error (500): "), (502, ErrorCategory.TRANSIENT, "Server error (502): "),
-    (503, ErrorCategory.TRANSIENT, "Server error (503): "), (504, ErrorCategory.TRANSIENT, "Server error (504): "),
-    (400, ErrorCategory.PERMANENT, "Client error (400): "), (422, ErrorCategory.PERMANENT, "Client error (422): "),
-    (501, ErrorCategory.TRANSIENT, "HTTP error (501): "), (302, ErrorCategory.TRANSIENT, "HTTP error (302): "),
-])
+
+@pytest.mark.parametrize(
+    ("status", "category", "prefix_text"),
+    [
+        (401, ErrorCategory.AUTH, "Unauthorized (401): "),
+        (403, ErrorCategory.PERMANENT, "Forbidden (403): "),
+        (404, ErrorCategory.PERMANENT, "Not found (404): "),
+        (429, ErrorCategory.TRANSIENT, "Rate limited (429): "),
+        (500, ErrorCategory.TRANSIENT, "Server error (500): "),
+        (502, ErrorCategory.TRANSIENT, "Server error (502): "),
+        (503, ErrorCategory.TRANSIENT, "Server error (503): "),
+        (504, ErrorCategory.TRANSIENT, "Server error (504): "),
+        (400, ErrorCategory.PERMANENT, "Client error (400): "),
+        (422, ErrorCategory.PERMANENT, "Client error (422): "),
+        (501, ErrorCategory.TRANSIENT, "HTTP error (501): "),
+        (302, ErrorCategory.TRANSIENT, "HTTP error (302): "),
+    ],
+)
 def test_client__http_status_is_classified_per_spec_table(
-        make_client: Callable[..., ClaimXClient], sim: Simulator, status: int, category: ErrorCategory,
-        prefix_text: str) -> None:
+    make_client: Callable[..., ClaimXClient],
+    sim: Simulator,
+    status: int,
+    category: ErrorCategory,
+    prefix_text: str,
+) -> None:
     client = make_client()
     sim.set_fault("/export/project/5010001", status=status, times=1)
     with pytest.raises(ClaimXApiError) as info:
@@ -108,8 +135,9 @@ def test_client__http_status_is_classified_per_spec_table(
     assert TOKEN not in repr(info.value) and TOKEN not in str(info.value.args)
 
 
-def test_client__timeout_is_transient_with_spec_message(make_client: Callable[..., ClaimXClient],
-                                                        sim: Simulator) -> None:
+def test_client__timeout_is_transient_with_spec_message(
+    make_client: Callable[..., ClaimXClient], sim: Simulator
+) -> None:
     client = make_client(timeout=0.3)
     sim.set_fault("/export/project/5010001", delay_seconds=1.5, times=1)
     with pytest.raises(ClaimXApiError, match=r"^Timeout after 0\.3s: http://127\.0\.0\.1") as info:
@@ -129,8 +157,11 @@ def test_client__connection_refused_is_transient(make_client: Callable[..., Clai
 
 def test_client__sample_error_scenarios(make_client: Callable[..., ClaimXClient]) -> None:
     client = make_client()
-    expected = {"5010003": (ErrorCategory.TRANSIENT, 503), "5010004": (ErrorCategory.TRANSIENT, 429),
-                "5010005": (ErrorCategory.AUTH, 401)}
+    expected = {
+        "5010003": (ErrorCategory.TRANSIENT, 503),
+        "5010004": (ErrorCategory.TRANSIENT, 429),
+        "5010005": (ErrorCategory.AUTH, 401),
+    }
     for project, (category, status) in expected.items():
         with pytest.raises(ClaimXApiError) as info:
             client.get_project(project)
@@ -154,8 +185,10 @@ def test_client__wrong_token_is_auth_and_never_shown(make_client: Callable[..., 
 
 # --- endpoints and request economy -----------------------------------------------------------------
 
-def test_client__endpoints_return_unwrapped_bodies(make_client: Callable[..., ClaimXClient],
-                                                   sim: Simulator) -> None:
+
+def test_client__endpoints_return_unwrapped_bodies(
+    make_client: Callable[..., ClaimXClient], sim: Simulator
+) -> None:
     client = make_client()
     assert client.get_project(5010001)["data"]["project"]["projectId"] == 5010001
     media = client.get_project_media("5010001", ["880001", "880002"])
@@ -170,8 +203,9 @@ def test_client__endpoints_return_unwrapped_bodies(make_client: Callable[..., Cl
     assert client.requests_made == 8 == _requests_seen(sim)
 
 
-def test_client__non_integer_id_is_permanent_without_a_request(make_client: Callable[..., ClaimXClient],
-                                                               sim: Simulator) -> None:
+def test_client__non_integer_id_is_permanent_without_a_request(
+    make_client: Callable[..., ClaimXClient], sim: Simulator
+) -> None:
     client = make_client()
     with pytest.raises(ClaimXApiError) as info:
         client.get_project("../admin")
@@ -179,14 +213,17 @@ def test_client__non_integer_id_is_permanent_without_a_request(make_client: Call
     assert client.requests_made == 0 and _requests_seen(sim) == 0
 
 
-EXPECTED = {e["line"]: e for e in json.loads(
-    (SAMPLES / "expected" / "claimx_expectations.json").read_text())["events"]}
+EXPECTED = {
+    e["line"]: e
+    for e in json.loads((SAMPLES / "expected" / "claimx_expectations.json").read_text())["events"]
+}
 LINES = (SAMPLES / "claimx_events.jsonl").read_text().splitlines()
 
 
 @pytest.mark.parametrize("line", range(1, len(LINES) + 1))
 def test_handle__every_sample_line_over_http_matches_expectations(
-        make_client: Callable[..., ClaimXClient], sim: Simulator, line: int) -> None:
+    make_client: Callable[..., ClaimXClient], sim: Simulator, line: int
+) -> None:
     client = make_client()
     event = parse_claimx_record(LINES[line - 1], kafka_timestamp=None)
     spec = EXPECTED[line]
@@ -204,8 +241,10 @@ def test_handle__every_sample_line_over_http_matches_expectations(
 
 # --- circuit breaker ------------------------------------------------------------------------------
 
+
 def test_breaker__opens_after_five_counted_failures_and_blocks_before_http(
-        make_client: Callable[..., ClaimXClient], sim: Simulator) -> None:
+    make_client: Callable[..., ClaimXClient], sim: Simulator
+) -> None:
     client = make_client()
     sim.set_fault("/export/project/5010001", status=503, times=5)
     for _ in range(5):
@@ -222,8 +261,9 @@ def test_breaker__opens_after_five_counted_failures_and_blocks_before_http(
     assert client._breaker.state() is BreakerState.CLOSED  # noqa: SLF001 - asserting shared state
 
 
-def test_breaker__auth_and_permanent_failures_are_not_counted(make_client: Callable[..., ClaimXClient],
-                                                              sim: Simulator) -> None:
+def test_breaker__auth_and_permanent_failures_are_not_counted(
+    make_client: Callable[..., ClaimXClient], sim: Simulator
+) -> None:
     client = make_client()
     sim.set_fault("/export/project/5010001", status=401, times=6)
     sim.set_fault("/export/project/5010002", status=404, times=6)
@@ -235,7 +275,9 @@ def test_breaker__auth_and_permanent_failures_are_not_counted(make_client: Calla
     assert client.get_project(5010001)["data"]["project"]["projectId"] == 5010001
 
 
-def test_breaker__timeouts_count_as_failures(make_client: Callable[..., ClaimXClient], sim: Simulator) -> None:
+def test_breaker__timeouts_count_as_failures(
+    make_client: Callable[..., ClaimXClient], sim: Simulator
+) -> None:
     client = make_client(timeout=0.2)
     sim.set_fault("/export/project/5010001", delay_seconds=0.6, times=5)
     for _ in range(5):
@@ -304,10 +346,12 @@ def test_breaker__stale_half_open_trials_are_forgotten(r: redis.Redis, prefix: s
 
 # --- rate limiter ---------------------------------------------------------------------------------
 
+
 def _hammer(prefix: str, rate: float, start: float, deadline: float, out: multiprocessing.Queue) -> None:
     client = redis.Redis.from_url(REDIS_URL)
-    limiter = RateLimiter(client, "shared", rate_per_second=rate, burst=1, max_wait_seconds=5,
-                          key_prefix=f"{prefix}:rate")
+    limiter = RateLimiter(
+        client, "shared", rate_per_second=rate, burst=1, max_wait_seconds=5, key_prefix=f"{prefix}:rate"
+    )
     time.sleep(max(0.0, start - time.time()))
     done = 0
     while time.time() < deadline:
@@ -336,8 +380,9 @@ def test_rate_limiter__holds_one_global_rate_across_two_processes(prefix: str) -
 
 
 def test_rate_limiter__wait_beyond_maximum_is_transient(r: redis.Redis, prefix: str) -> None:
-    limiter = RateLimiter(r, "slow", rate_per_second=1.0, burst=1, max_wait_seconds=0.2,
-                          key_prefix=f"{prefix}:rate")
+    limiter = RateLimiter(
+        r, "slow", rate_per_second=1.0, burst=1, max_wait_seconds=0.2, key_prefix=f"{prefix}:rate"
+    )
     limiter.acquire()
     with pytest.raises(TransientError) as info:
         limiter.acquire()
@@ -354,13 +399,22 @@ def test_rate_limiter__client_calls_are_paced(make_client: Callable[..., ClaimXC
 
 # --- project cache --------------------------------------------------------------------------------
 
+
 def _media_event(media: str, second: int):  # type: ignore[no-untyped-def]
-    return parse_claimx_record({"eventType": "PROJECT_FILE_ADDED", "projectId": "5010001", "mediaId": media,
-                                "IngestionTime": f"2026-01-05T17:01:{second:02d}Z"}, kafka_timestamp=None)
+    return parse_claimx_record(
+        {
+            "eventType": "PROJECT_FILE_ADDED",
+            "projectId": "5010001",
+            "mediaId": media,
+            "IngestionTime": f"2026-01-05T17:01:{second:02d}Z",
+        },
+        kafka_timestamp=None,
+    )
 
 
-def test_project_cache__hit_avoids_a_second_project_fetch(make_client: Callable[..., ClaimXClient],
-                                                          sim: Simulator, r: redis.Redis, prefix: str) -> None:
+def test_project_cache__hit_avoids_a_second_project_fetch(
+    make_client: Callable[..., ClaimXClient], sim: Simulator, r: redis.Redis, prefix: str
+) -> None:
     client = make_client()
     cache = ProjectCache(r, ttl_seconds=60, key_prefix=f"{prefix}:project")
     first = handle(_media_event("880001", 1), client, now=NOW, cache=cache)
@@ -396,8 +450,8 @@ def test_project_cache__unreachable_redis_is_a_miss() -> None:
 
 
 def test_api_config__refuses_a_missing_token() -> None:
-    from pipeline.errors import ConfigError
-    from pipeline.settings import load_settings
+    from core.errors import ConfigError
+    from core.settings import load_settings
 
     with pytest.raises(ConfigError, match="CLAIMX_API_TOKEN"):
         ApiConfig.from_settings(load_settings(claimx_api_token=None))

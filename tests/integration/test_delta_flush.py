@@ -16,9 +16,9 @@ import pytest
 import redis
 from deltalake import DeltaTable
 
+from core.errors import TransientError
+from core.settings import Settings, load_settings
 from domains.names import Table
-from pipeline.errors import TransientError
-from pipeline.settings import Settings, load_settings
 from writers.flush import LOCK_TIMEOUT_SECONDS, flush_all, flush_table, read_table
 from writers.lock import LockKeeper
 from writers.staging import Stager, batch_key, batch_version_key, lock_key, stage_key, version_key
@@ -33,8 +33,15 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def _events(*trace_ids: str, **extra: object) -> list[dict[str, object]]:
-    return [{"trace_id": t, "type": "verisk.claims.property.xn.documentsReceived",
-             "ingested_at": "2026-01-05T14:02:11.120Z", **extra} for t in trace_ids]
+    return [
+        {
+            "trace_id": t,
+            "type": "verisk.claims.property.xn.documentsReceived",
+            "ingested_at": "2026-01-05T14:02:11.120Z",
+            **extra,
+        }
+        for t in trace_ids
+    ]
 
 
 def _flush(settings: Settings, client: redis.Redis, prefix: str, table: Table, **kw: object):
@@ -42,7 +49,8 @@ def _flush(settings: Settings, client: redis.Redis, prefix: str, table: Table, *
 
 
 def test_flush__writes_staged_rows_once_and_records_the_batch_version(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     assert stager.stage(Table.XACT_EVENTS, _events("t1", "t2", "t3")) == 3
     result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
@@ -57,13 +65,13 @@ def test_flush__writes_staged_rows_once_and_records_the_batch_version(
 
 
 def test_flush__batch_committed_before_a_crash_is_dropped_not_written_twice(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     Stager(redis_client, prefix).stage(Table.XACT_EVENTS, _events("t1", "t2"))
     first = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
     table_version = DeltaTable(table_uri(settings, Table.XACT_EVENTS)).version()
     # The state a flusher leaves when it dies between the Delta commit and deleting its batch:
-    redis_client.rpush(batch_key(prefix, Table.XACT_EVENTS), *[
-        '{"trace_id":"t1"}', '{"trace_id":"t-new"}'])
+    redis_client.rpush(batch_key(prefix, Table.XACT_EVENTS), *['{"trace_id":"t1"}', '{"trace_id":"t-new"}'])
     redis_client.set(batch_version_key(prefix, Table.XACT_EVENTS), first.version)
 
     again = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
@@ -71,12 +79,14 @@ def test_flush__batch_committed_before_a_crash_is_dropped_not_written_twice(
     assert again.skipped_committed and again.rows_written == 0 and again.version == first.version
     assert read_table(settings, Table.XACT_EVENTS).height == 2
     assert DeltaTable(table_uri(settings, Table.XACT_EVENTS)).version() == table_version
-    assert not redis_client.exists(batch_key(prefix, Table.XACT_EVENTS),
-                                   batch_version_key(prefix, Table.XACT_EVENTS))
+    assert not redis_client.exists(
+        batch_key(prefix, Table.XACT_EVENTS), batch_version_key(prefix, Table.XACT_EVENTS)
+    )
 
 
 def test_flush__batch_claimed_but_not_committed_is_written_under_its_version(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     stager.stage(Table.XACT_EVENTS, _events("later"))
     # A flusher claimed version 7 and died before its commit.
@@ -91,11 +101,14 @@ def test_flush__batch_claimed_but_not_committed_is_written_under_its_version(
 
     following = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
     assert following.version == 8 and following.rows_written == 1
-    assert DeltaTable(table_uri(settings, Table.XACT_EVENTS)).transaction_version(app_id(Table.XACT_EVENTS)) == 8
+    assert (
+        DeltaTable(table_uri(settings, Table.XACT_EVENTS)).transaction_version(app_id(Table.XACT_EVENTS)) == 8
+    )
 
 
 def test_flush__redis_that_lost_its_version_counter_still_writes_new_rows(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     for trace in ("a", "b", "c"):
         stager.stage(Table.XACT_EVENTS, _events(trace))
@@ -109,7 +122,8 @@ def test_flush__redis_that_lost_its_version_counter_still_writes_new_rows(
 
 
 def test_flush__insert_new_never_updates_an_existing_key(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     stager.stage(Table.XACT_EVENTS, _events("t1", note="first") + _events("t1", note="dup in batch"))
     _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
@@ -121,30 +135,56 @@ def test_flush__insert_new_never_updates_an_existing_key(
 
 
 def test_flush__upsert_never_overwrites_with_null_and_keeps_created_at(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
-    stager.stage(Table.CLAIMX_PROJECTS, [{"project_id": "5010001", "status": "Active", "city": "Sampleville",
-                                          "year_built": "1987", "created_at": "2026-01-05T17:01:11Z"}])
+    stager.stage(
+        Table.CLAIMX_PROJECTS,
+        [
+            {
+                "project_id": "5010001",
+                "status": "Active",
+                "city": "Sampleville",
+                "year_built": "1987",
+                "created_at": "2026-01-05T17:01:11Z",
+            }
+        ],
+    )
     _flush(settings, redis_client, prefix, Table.CLAIMX_PROJECTS)
     # A flag-only row (XA-linking event) carries only some columns:
-    stager.stage(Table.CLAIMX_PROJECTS, [{"project_id": "5010001", "xa_autolink_fail": "true",
-                                          "xa_autolink_fail_at": "2026-01-06T09:00:00Z",
-                                          "created_at": "2026-01-06T09:00:00Z"}])
+    stager.stage(
+        Table.CLAIMX_PROJECTS,
+        [
+            {
+                "project_id": "5010001",
+                "xa_autolink_fail": "true",
+                "xa_autolink_fail_at": "2026-01-06T09:00:00Z",
+                "created_at": "2026-01-06T09:00:00Z",
+            }
+        ],
+    )
     result = _flush(settings, redis_client, prefix, Table.CLAIMX_PROJECTS)
     assert result.rows_written == 1
     [row] = read_table(settings, Table.CLAIMX_PROJECTS).to_dicts()
     assert (row["status"], row["city"], row["year_built"], row["xa_autolink_fail"]) == (
-        "Active", "Sampleville", 1987, True)
+        "Active",
+        "Sampleville",
+        1987,
+        True,
+    )
     assert row["created_at"].isoformat() == "2026-01-05T17:01:11+00:00"
     assert row["updated_at"] > row["created_at"]
 
 
 def test_flush__templates_update_only_when_modified_date_changes(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
 
     def stage_and_flush(name: str, modified: str | None) -> int:
-        stager.stage(Table.CLAIMX_TASK_TEMPLATES, [{"task_id": 45001, "name": name, "modified_date": modified}])
+        stager.stage(
+            Table.CLAIMX_TASK_TEMPLATES, [{"task_id": 45001, "name": name, "modified_date": modified}]
+        )
         return _flush(settings, redis_client, prefix, Table.CLAIMX_TASK_TEMPLATES).rows_written
 
     assert stage_and_flush("v1", "2025-06-01T00:00:00") == 1
@@ -155,31 +195,40 @@ def test_flush__templates_update_only_when_modified_date_changes(
 
 
 def test_flush__composite_key_with_null_part_stays_one_row(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     contact = {"project_id": "5010001", "contact_email": None, "contact_type": "POLICYHOLDER"}
     stager.stage(Table.CLAIMX_CONTACTS, [{**contact, "first_name": "Jordan"}])
     _flush(settings, redis_client, prefix, Table.CLAIMX_CONTACTS)
-    stager.stage(Table.CLAIMX_CONTACTS, [{**contact, "last_name": "Testperson"},
-                                         {**contact, "contact_type": "CLAIM_REP"}])
+    stager.stage(
+        Table.CLAIMX_CONTACTS,
+        [{**contact, "last_name": "Testperson"}, {**contact, "contact_type": "CLAIM_REP"}],
+    )
     _flush(settings, redis_client, prefix, Table.CLAIMX_CONTACTS)
     frame = read_table(settings, Table.CLAIMX_CONTACTS).sort("contact_type", descending=True)
     assert frame.select("contact_type", "first_name", "last_name").rows() == [
-        ("POLICYHOLDER", "Jordan", "Testperson"), ("CLAIM_REP", None, None)]
+        ("POLICYHOLDER", "Jordan", "Testperson"),
+        ("CLAIM_REP", None, None),
+    ]
 
 
 def test_flush__max_rows_takes_the_oldest_rows_first(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     stager.stage(Table.XACT_EVENTS, _events(*[f"t{i:02d}" for i in range(25)]))
     result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS, max_rows=10)
     assert result.rows_written == 10 and stager.pending(Table.XACT_EVENTS) == 15
-    assert sorted(read_table(settings, Table.XACT_EVENTS)["trace_id"].to_list()) == [f"t{i:02d}" for i in range(10)]
+    assert sorted(read_table(settings, Table.XACT_EVENTS)["trace_id"].to_list()) == [
+        f"t{i:02d}" for i in range(10)
+    ]
     assert redis_client.lindex(stage_key(prefix, Table.XACT_EVENTS), 0).decode().find('"t10"') > 0
 
 
 def test_flush__held_lock_means_skip_without_touching_anything(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     stager.stage(Table.XACT_EVENTS, _events("t1"))
     other = redis_client.lock(lock_key(prefix, Table.XACT_EVENTS), timeout=LOCK_TIMEOUT_SECONDS)
@@ -194,7 +243,8 @@ def test_flush__held_lock_means_skip_without_touching_anything(
 
 
 def test_flush__concurrent_stagers_and_flushers_write_every_key_exactly_once(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     keys_per_stager, stagers = 200, 4
     errors: list[BaseException] = []
     done = threading.Event()
@@ -232,9 +282,14 @@ def test_flush__concurrent_stagers_and_flushers_write_every_key_exactly_once(
 
 
 def test_flush__unreadable_and_keyless_rows_do_not_block_the_table(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
-    redis_client.rpush(stage_key(prefix, Table.XACT_EVENTS), "{truncated", '{"note":"no key"}',
-                       '{"trace_id":"ok","ingested_at":"garbage-time"}')
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
+    redis_client.rpush(
+        stage_key(prefix, Table.XACT_EVENTS),
+        "{truncated",
+        '{"note":"no key"}',
+        '{"trace_id":"ok","ingested_at":"garbage-time"}',
+    )
     result = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
     assert (result.rows_in, result.rows_written) == (3, 1)
     [row] = read_table(settings, Table.XACT_EVENTS).to_dicts()
@@ -243,7 +298,8 @@ def test_flush__unreadable_and_keyless_rows_do_not_block_the_table(
 
 
 def test_flush_all__creates_every_table_with_its_schema(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     stager = Stager(redis_client, prefix)
     for table, spec in TABLES.items():
         stager.stage(table, [{key: "1" for key in spec.keys}])
@@ -266,12 +322,22 @@ def test_read_table__missing_table_is_empty_with_the_schema(settings: Settings) 
 
 
 def test_flush__table_created_by_an_older_schema_gains_new_columns(
-        settings: Settings, redis_client: redis.Redis, prefix: str) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
     uri = table_uri(settings, Table.CLAIMX_ATTACHMENTS)
     old = pa.schema([("media_id", pa.string()), ("project_id", pa.string())])
     DeltaTable.create(uri, schema=old)
-    Stager(redis_client, prefix).stage(Table.CLAIMX_ATTACHMENTS, [
-        {"media_id": "880001", "project_id": "5010001", "bytes_downloaded": 2048, "content_type": "image/jpeg"}])
+    Stager(redis_client, prefix).stage(
+        Table.CLAIMX_ATTACHMENTS,
+        [
+            {
+                "media_id": "880001",
+                "project_id": "5010001",
+                "bytes_downloaded": 2048,
+                "content_type": "image/jpeg",
+            }
+        ],
+    )
     assert _flush(settings, redis_client, prefix, Table.CLAIMX_ATTACHMENTS).rows_written == 1
     [row] = read_table(settings, Table.CLAIMX_ATTACHMENTS).to_dicts()
     assert (row["bytes_downloaded"], row["content_type"]) == (2048, "image/jpeg")
@@ -281,7 +347,7 @@ _CHILD_FLUSH = """
 import sys
 import redis
 from domains.names import Table
-from pipeline.settings import load_settings
+from core.settings import load_settings
 from writers.flush import flush_table
 settings = load_settings(lake_dir=sys.argv[1])
 print("start", flush=True)
@@ -292,7 +358,8 @@ flush_table(settings, redis.Redis.from_url(settings.redis_url), Table.XACT_ATTAC
 
 @pytest.mark.parametrize("kill_after_seconds", [0.0, 0.05, 0.1, 0.125, 0.15, 0.175, 0.2, 0.4])
 def test_flush__flusher_killed_at_any_moment_loses_and_duplicates_nothing(
-        settings: Settings, redis_client: redis.Redis, prefix: str, kill_after_seconds: float) -> None:
+    settings: Settings, redis_client: redis.Redis, prefix: str, kill_after_seconds: float
+) -> None:
     """SIGKILL a real flusher process mid-way; its lock expires and the next flush finishes the job.
 
     The delays land (on a 2-core machine) before the claim, between claim and commit, between
@@ -302,10 +369,15 @@ def test_flush__flusher_killed_at_any_moment_loses_and_duplicates_nothing(
     first = [{"media_id": f"a{i}", "bytes_downloaded": i} for i in range(20_000)]
     stager.stage(Table.XACT_ATTACHMENTS, first)
     _flush(settings, redis_client, prefix, Table.XACT_ATTACHMENTS)  # a non-empty table makes the merge slower
-    stager.stage(Table.XACT_ATTACHMENTS, [{"media_id": f"b{i}", "bytes_downloaded": i} for i in range(50_000)])
-    child = subprocess.Popen([sys.executable, "-c", _CHILD_FLUSH, str(settings.lake_dir), prefix],
-                             cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
-                             env={**os.environ, "REDIS_URL": settings.redis_url})
+    stager.stage(
+        Table.XACT_ATTACHMENTS, [{"media_id": f"b{i}", "bytes_downloaded": i} for i in range(50_000)]
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_FLUSH, str(settings.lake_dir), prefix],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "REDIS_URL": settings.redis_url},
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == b"start"
     time.sleep(kill_after_seconds)
     os.kill(child.pid, signal.SIGKILL)
@@ -322,7 +394,9 @@ def test_flush__flusher_killed_at_any_moment_loses_and_duplicates_nothing(
     assert frame.height == 70_000 and frame["media_id"].n_unique() == 70_000
 
 
-def test_lock_keeper__renews_while_running_and_refuses_a_lost_lock(redis_client: redis.Redis, prefix: str) -> None:
+def test_lock_keeper__renews_while_running_and_refuses_a_lost_lock(
+    redis_client: redis.Redis, prefix: str
+) -> None:
     lock = redis_client.lock(f"{prefix}:lock", timeout=0.3, thread_local=False)
     assert lock.acquire(blocking=False)
     keeper = LockKeeper(lock, 0.1)

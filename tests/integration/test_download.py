@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from pipeline.download import DownloadPolicy, DownloadResult, download_to_file, new_session
-from pipeline.errors import ErrorCategory, PipelineError
-from pipeline.security.urls import UrlPolicy
+from core.download import DownloadPolicy, DownloadResult, download_to_file, new_session
+from core.errors import ErrorCategory, PipelineError
+from core.security.urls import UrlPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +50,13 @@ class _Handler(BaseHTTPRequestHandler):
         route(rest)
 
     # --- helpers --------------------------------------------------------------------------------
-    def _send(self, status: int, body: bytes = b"", content_type: str | None = "application/pdf",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str | None = "application/pdf",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
@@ -99,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._chunked(b"y" * 1000 for _ in range(50))
 
     def _r_chunked_ok(self, rest: str) -> None:
-        self._chunked(PDF[i:i + 7000] for i in range(0, len(PDF), 7000))
+        self._chunked(PDF[i : i + 7000] for i in range(0, len(PDF), 7000))
 
     def _r_status(self, rest: str) -> None:  # status/<code>.pdf
         code = int(rest.split("/")[1].split(".")[0])
@@ -144,6 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             for _ in range(60):
                 time.sleep(0.1)
                 yield b"d"
+
         self._chunked(drip())
 
     def _r_truncated(self, rest: str) -> None:
@@ -192,9 +198,14 @@ def server() -> Iterator[ThreadingHTTPServer]:
 
 @pytest.fixture
 def policy(server: ThreadingHTTPServer) -> DownloadPolicy:
-    url_policy = UrlPolicy(allowed_hosts=ALLOWED, dev_simulator_url=f"http://127.0.0.1:{server.server_address[1]}",
-                           dev_simulator_hosts=ALLOWED)
-    return DownloadPolicy(url_policy=url_policy, max_bytes=20_000_000, timeout_seconds=5, read_timeout_seconds=2)
+    url_policy = UrlPolicy(
+        allowed_hosts=ALLOWED,
+        dev_simulator_url=f"http://127.0.0.1:{server.server_address[1]}",
+        dev_simulator_hosts=ALLOWED,
+    )
+    return DownloadPolicy(
+        url_policy=url_policy, max_bytes=20_000_000, timeout_seconds=5, read_timeout_seconds=2
+    )
 
 
 @pytest.fixture
@@ -212,8 +223,9 @@ def _no_part_files(root: Path) -> None:
     assert not list(root.rglob("*.part")), "a .part file was left behind"
 
 
-def _fail(session: requests.Session, url: str, tmp_path: Path, policy: DownloadPolicy,
-          category: ErrorCategory) -> PipelineError:
+def _fail(
+    session: requests.Session, url: str, tmp_path: Path, policy: DownloadPolicy, category: ErrorCategory
+) -> PipelineError:
     dest = tmp_path / "cache" / "trace-1" / "file.pdf"
     with pytest.raises(PipelineError) as info:
         download_to_file(session, url, dest, policy)
@@ -224,6 +236,7 @@ def _fail(session: requests.Session, url: str, tmp_path: Path, policy: DownloadP
 
 
 # --- success ----------------------------------------------------------------------------------------
+
 
 def test_download__200_with_matching_type_writes_file(session, policy, tmp_path: Path) -> None:
     dest = tmp_path / "cache" / "trace-1" / "Proof_Of_Loss.pdf"
@@ -264,6 +277,7 @@ def test_download__overwrites_existing_destination(session, policy, tmp_path: Pa
 
 # --- content checks -------------------------------------------------------------------------------
 
+
 def test_download__content_type_mismatch_is_permanent(session, policy, tmp_path: Path) -> None:
     err = _fail(session, "https://files.example.com/mismatch.pdf", tmp_path, policy, ErrorCategory.PERMANENT)
     assert str(err) == "Content-Type validation failed: 'image/jpeg' does not match extension 'pdf'"
@@ -275,20 +289,35 @@ def test_download__disallowed_content_type_is_permanent(session, policy, tmp_pat
 
 
 def test_download__content_length_over_limit_is_permanent(session, policy, tmp_path: Path) -> None:
-    err = _fail(session, "https://files.example.com/big.pdf", tmp_path, _with(policy, max_bytes=1000),
-                ErrorCategory.PERMANENT)
+    err = _fail(
+        session,
+        "https://files.example.com/big.pdf",
+        tmp_path,
+        _with(policy, max_bytes=1000),
+        ErrorCategory.PERMANENT,
+    )
     assert str(err) == "File too large: 5000 bytes (limit 1000)"
 
 
 def test_download__chunked_body_over_limit_is_permanent(session, policy, tmp_path: Path) -> None:
-    err = _fail(session, "https://files.example.com/chunked-big.pdf", tmp_path,
-                _with(policy, max_bytes=10_000, chunk_bytes=4096), ErrorCategory.PERMANENT)
+    err = _fail(
+        session,
+        "https://files.example.com/chunked-big.pdf",
+        tmp_path,
+        _with(policy, max_bytes=10_000, chunk_bytes=4096),
+        ErrorCategory.PERMANENT,
+    )
     assert str(err) == "File too large: more than 10000 bytes"
 
 
 def test_download__gzip_bomb_stops_at_limit(session, policy, tmp_path: Path) -> None:
-    err = _fail(session, "https://files.example.com/gzip-bomb.pdf", tmp_path,
-                _with(policy, max_bytes=1_000_000, chunk_bytes=65536), ErrorCategory.PERMANENT)
+    err = _fail(
+        session,
+        "https://files.example.com/gzip-bomb.pdf",
+        tmp_path,
+        _with(policy, max_bytes=1_000_000, chunk_bytes=65536),
+        ErrorCategory.PERMANENT,
+    )
     assert str(err) == "File too large: more than 1000000 bytes"
 
 
@@ -304,23 +333,36 @@ def test_download__truncated_body_is_transient(session, policy, tmp_path: Path) 
 
 # --- status codes ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code, category", [
-    (404, ErrorCategory.PERMANENT), (403, ErrorCategory.PERMANENT), (410, ErrorCategory.PERMANENT),
-    (500, ErrorCategory.TRANSIENT), (502, ErrorCategory.TRANSIENT), (503, ErrorCategory.TRANSIENT),
-    (401, ErrorCategory.AUTH), (204, ErrorCategory.UNKNOWN),
-])
-def test_download__http_status_is_classified(session, policy, tmp_path: Path, code: int,
-                                             category: ErrorCategory) -> None:
+
+@pytest.mark.parametrize(
+    "code, category",
+    [
+        (404, ErrorCategory.PERMANENT),
+        (403, ErrorCategory.PERMANENT),
+        (410, ErrorCategory.PERMANENT),
+        (500, ErrorCategory.TRANSIENT),
+        (502, ErrorCategory.TRANSIENT),
+        (503, ErrorCategory.TRANSIENT),
+        (401, ErrorCategory.AUTH),
+        (204, ErrorCategory.UNKNOWN),
+    ],
+)
+def test_download__http_status_is_classified(
+    session, policy, tmp_path: Path, code: int, category: ErrorCategory
+) -> None:
     err = _fail(session, f"https://files.example.com/status/{code}.pdf", tmp_path, policy, category)
     assert str(err) == f"HTTP {code}" and err.http_status == code
 
 
 def test_download__429_is_transient_with_retry_after(session, policy, tmp_path: Path) -> None:
-    err = _fail(session, "https://files.example.com/status/429.pdf", tmp_path, policy, ErrorCategory.TRANSIENT)
+    err = _fail(
+        session, "https://files.example.com/status/429.pdf", tmp_path, policy, ErrorCategory.TRANSIENT
+    )
     assert (str(err), err.http_status, err.retry_after_seconds) == ("HTTP 429", 429, 42.0)
 
 
 # --- redirects ------------------------------------------------------------------------------------
+
 
 def test_download__redirect_to_allowed_host_is_followed(server, session, policy, tmp_path: Path) -> None:
     result = download_to_file(session, "https://files.example.com/to-allowed.pdf", tmp_path / "r.pdf", policy)
@@ -329,25 +371,35 @@ def test_download__redirect_to_allowed_host_is_followed(server, session, policy,
 
 
 def test_download__relative_redirect_resolves_against_original_url(server, session, policy, tmp_path) -> None:
-    result = download_to_file(session, "https://files.example.com/to-relative/x.pdf", tmp_path / "r.pdf",
-                              _with(policy, max_redirects=1))
+    result = download_to_file(
+        session,
+        "https://files.example.com/to-relative/x.pdf",
+        tmp_path / "r.pdf",
+        _with(policy, max_redirects=1),
+    )
     assert result.bytes_downloaded == len(PDF)
 
 
-@pytest.mark.parametrize("route, reason", [
-    ("to-untrusted", "Domain not in allowlist: untrusted.example.net"),
-    ("to-http", "Must be HTTPS, got http"),
-    ("to-simulator", "Must be HTTPS, got http"),
-    ("to-metadata", "Private or loopback address: 169.254.169.254"),
-])
-def test_download__redirect_to_disallowed_target_is_permanent(session, policy, tmp_path: Path,
-                                                              route: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    "route, reason",
+    [
+        ("to-untrusted", "Domain not in allowlist: untrusted.example.net"),
+        ("to-http", "Must be HTTPS, got http"),
+        ("to-simulator", "Must be HTTPS, got http"),
+        ("to-metadata", "Private or loopback address: 169.254.169.254"),
+    ],
+)
+def test_download__redirect_to_disallowed_target_is_permanent(
+    session, policy, tmp_path: Path, route: str, reason: str
+) -> None:
     err = _fail(session, f"https://files.example.com/{route}.pdf", tmp_path, policy, ErrorCategory.PERMANENT)
     assert str(err) == f"Redirect blocked: {reason}"
 
 
 def test_download__redirect_without_location_is_permanent(session, policy, tmp_path: Path) -> None:
-    err = _fail(session, "https://files.example.com/no-location.pdf", tmp_path, policy, ErrorCategory.PERMANENT)
+    err = _fail(
+        session, "https://files.example.com/no-location.pdf", tmp_path, policy, ErrorCategory.PERMANENT
+    )
     assert str(err) == "Redirect blocked: HTTP 302 without Location"
 
 
@@ -364,17 +416,28 @@ def test_download__five_redirects_allowed_six_not(session, policy, tmp_path: Pat
 
 
 def test_download__redirects_off_makes_302_an_auth_failure(session, policy, tmp_path: Path) -> None:
-    err = _fail(session, "https://files.example.com/to-allowed.pdf", tmp_path, _with(policy, max_redirects=0),
-                ErrorCategory.AUTH)
+    err = _fail(
+        session,
+        "https://files.example.com/to-allowed.pdf",
+        tmp_path,
+        _with(policy, max_redirects=0),
+        ErrorCategory.AUTH,
+    )
     assert str(err) == "HTTP 302"
 
 
 # --- time and connection failures ------------------------------------------------------------------
 
+
 def test_download__slow_server_times_out_transient(session, policy, tmp_path: Path) -> None:
     started = time.monotonic()
-    err = _fail(session, "https://files.example.com/slow.pdf", tmp_path,
-                _with(policy, timeout_seconds=1, read_timeout_seconds=0.5), ErrorCategory.TRANSIENT)
+    err = _fail(
+        session,
+        "https://files.example.com/slow.pdf",
+        tmp_path,
+        _with(policy, timeout_seconds=1, read_timeout_seconds=0.5),
+        ErrorCategory.TRANSIENT,
+    )
     assert str(err) == "Download timeout after 1s"
     assert time.monotonic() - started < 2.5
 
@@ -382,17 +445,28 @@ def test_download__slow_server_times_out_transient(session, policy, tmp_path: Pa
 def test_download__dripping_body_hits_total_deadline(session, policy, tmp_path: Path) -> None:
     """Each byte arrives well within the read timeout; the total deadline still stops the transfer."""
     started = time.monotonic()
-    err = _fail(session, "https://files.example.com/drip.pdf", tmp_path,
-                _with(policy, timeout_seconds=1, read_timeout_seconds=2), ErrorCategory.TRANSIENT)
+    err = _fail(
+        session,
+        "https://files.example.com/drip.pdf",
+        tmp_path,
+        _with(policy, timeout_seconds=1, read_timeout_seconds=2),
+        ErrorCategory.TRANSIENT,
+    )
     assert str(err) == "Download timeout after 1s"
     assert time.monotonic() - started < 2.5
 
 
 def test_download__refused_connection_is_transient_and_sanitised(session, policy, tmp_path: Path) -> None:
-    url_policy = UrlPolicy(ALLOWED, dev_simulator_url=f"http://127.0.0.1:{_closed_port()}",
-                           dev_simulator_hosts=ALLOWED)
-    err = _fail(session, "https://files.example.com/ok.pdf?X-Amz-Signature=topsecret&sign=alsosecret",
-                tmp_path, _with(policy, url_policy=url_policy), ErrorCategory.TRANSIENT)
+    url_policy = UrlPolicy(
+        ALLOWED, dev_simulator_url=f"http://127.0.0.1:{_closed_port()}", dev_simulator_hosts=ALLOWED
+    )
+    err = _fail(
+        session,
+        "https://files.example.com/ok.pdf?X-Amz-Signature=topsecret&sign=alsosecret",
+        tmp_path,
+        _with(policy, url_policy=url_policy),
+        ErrorCategory.TRANSIENT,
+    )
     assert str(err).startswith("Connection error: ")
     assert "topsecret" not in str(err) and "alsosecret" not in str(err)
     assert err.__cause__ is None and err.__suppress_context__
@@ -411,8 +485,8 @@ def test_download__unwritable_destination_is_transient_write_error(session, poli
 _MEMORY_PROBE = """
 import json, resource, sys
 from pathlib import Path
-from pipeline.download import DownloadPolicy, download_to_file, new_session
-from pipeline.security.urls import UrlPolicy
+from core.download import DownloadPolicy, download_to_file, new_session
+from core.security.urls import UrlPolicy
 base, dest, mib = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 hosts = ("files.example.com",)
 policy = DownloadPolicy(UrlPolicy(hosts, dev_simulator_url=base, dev_simulator_hosts=hosts),
@@ -430,8 +504,13 @@ def test_download__memory_does_not_grow_with_file_size(server, tmp_path: Path) -
     """A 50 MiB body streams through a separate process whose peak RSS grows by far less than 50 MiB."""
     base = f"http://127.0.0.1:{server.server_address[1]}"
     dest = tmp_path / "large.pdf"
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, base, str(dest), "50"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, base, str(dest), "50"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["bytes"] == 50 * 1024 * 1024 == dest.stat().st_size

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 
+from core.errors import AuthError, PermanentError, TransientError
+from core.settings import load_settings
 from domains.names import Domain
-from pipeline.errors import AuthError, PermanentError, TransientError
-from pipeline.settings import load_settings
 from tests.fakes.adls_server import FakeAdlsServer
 from writers.files import FileStore, LocalFileStore, OneLakeFileStore, file_store_from_settings
 from writers.files.onelake import CHUNK_BYTES
@@ -51,8 +51,9 @@ def adls() -> Iterator[FakeAdlsServer]:
 
 
 def _onelake(server: FakeAdlsServer, key: str = KEY, roots: dict[Domain, str] = ROOTS) -> OneLakeFileStore:
-    return OneLakeFileStore(roots, AzureNamedKeyCredential(ACCOUNT, key),
-                            account_url=server.account_url(ACCOUNT), retry_total=0)
+    return OneLakeFileStore(
+        roots, AzureNamedKeyCredential(ACCOUNT, key), account_url=server.account_url(ACCOUNT), retry_total=0
+    )
 
 
 @pytest.fixture(params=["local", "onelake"])
@@ -73,6 +74,7 @@ def _file(tmp_path: Path, content: bytes, name: str = "cached.bin") -> Path:
 
 
 # --- the contract -------------------------------------------------------------------------------
+
 
 def test_put_file__roundtrips_and_returns_the_destination(case: StoreCase, tmp_path: Path) -> None:
     blob = "documentsReceived/A-7100451/3f9b2c1e/A-7100451_Inspection Report (1).pdf"
@@ -95,7 +97,9 @@ def test_put_file__large_file_streams_in_several_blocks(case: StoreCase, tmp_pat
     case.store.put_file(Domain.XACT, "big/video.mp4", _file(tmp_path, content))
     assert case.store.read_bytes(Domain.XACT, "big/video.mp4") == content
     if case.server is not None:
-        appends = [path for method, path in case.server.requests if method == "PATCH" and "action=append" in path]
+        appends = [
+            path for method, path in case.server.requests if method == "PATCH" and "action=append" in path
+        ]
         assert len(appends) >= 3
 
 
@@ -130,15 +134,19 @@ def test_put_file__missing_local_file_is_permanent(case: StoreCase, tmp_path: Pa
         case.store.put_file(Domain.XACT, "a.bin", tmp_path / "never-downloaded.bin")
 
 
-@pytest.mark.parametrize("blob_path", ["/etc/passwd", "../escape.bin", "a/../../escape.bin", "a//b", "./a",
-                                       "a\\..\\b", "", "x" * 256])
+@pytest.mark.parametrize(
+    "blob_path",
+    ["/etc/passwd", "../escape.bin", "a/../../escape.bin", "a//b", "./a", "a\\..\\b", "", "x" * 256],
+)
 def test_hostile_blob_paths__refused_before_any_io(case: StoreCase, tmp_path: Path, blob_path: str) -> None:
     source = _file(tmp_path, b"evil")
     requests_before = len(case.server.requests) if case.server else 0
-    for call in (lambda: case.store.put_file(Domain.XACT, blob_path, source),
-                 lambda: case.store.exists(Domain.XACT, blob_path),
-                 lambda: case.store.read_bytes(Domain.XACT, blob_path),
-                 lambda: case.store.delete(Domain.XACT, blob_path)):
+    for call in (
+        lambda: case.store.put_file(Domain.XACT, blob_path, source),
+        lambda: case.store.exists(Domain.XACT, blob_path),
+        lambda: case.store.read_bytes(Domain.XACT, blob_path),
+        lambda: case.store.delete(Domain.XACT, blob_path),
+    ):
         with pytest.raises(PermanentError):
             call()
     if case.server:
@@ -150,6 +158,7 @@ def test_hostile_blob_paths__refused_before_any_io(case: StoreCase, tmp_path: Pa
 
 # --- OneLake specifics: error classification over real HTTP -------------------------------------
 
+
 def test_onelake__wrong_account_key_is_auth_error(adls: FakeAdlsServer, tmp_path: Path) -> None:
     store = _onelake(adls, key=base64.b64encode(b"another-key-another-key-another!").decode())
     with pytest.raises(AuthError) as caught:
@@ -158,13 +167,19 @@ def test_onelake__wrong_account_key_is_auth_error(adls: FakeAdlsServer, tmp_path
     assert KEY not in str(caught.value)
 
 
-@pytest.mark.parametrize(("status", "code", "expected"), [
-    (503, "ServerBusy", TransientError), (500, "InternalError", TransientError),
-    (429, "TooManyRequests", TransientError), (403, "AuthorizationPermissionMismatch", AuthError),
-    (409, "LeaseIdMissing", PermanentError),
-])
-def test_onelake__service_errors_are_classified(adls: FakeAdlsServer, tmp_path: Path, status: int, code: str,
-                                               expected: type) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (503, "ServerBusy", TransientError),
+        (500, "InternalError", TransientError),
+        (429, "TooManyRequests", TransientError),
+        (403, "AuthorizationPermissionMismatch", AuthError),
+        (409, "LeaseIdMissing", PermanentError),
+    ],
+)
+def test_onelake__service_errors_are_classified(
+    adls: FakeAdlsServer, tmp_path: Path, status: int, code: str, expected: type
+) -> None:
     store = _onelake(adls)
     adls.inject_fault(status, code, method="PUT")
     with pytest.raises(expected) as caught:
@@ -173,8 +188,13 @@ def test_onelake__service_errors_are_classified(adls: FakeAdlsServer, tmp_path: 
 
 
 def test_onelake__sdk_retries_a_transient_fault_then_succeeds(adls: FakeAdlsServer, tmp_path: Path) -> None:
-    store = OneLakeFileStore(ROOTS, AzureNamedKeyCredential(ACCOUNT, KEY), account_url=adls.account_url(ACCOUNT),
-                             retry_total=2, retry_backoff_seconds=0.1)
+    store = OneLakeFileStore(
+        ROOTS,
+        AzureNamedKeyCredential(ACCOUNT, KEY),
+        account_url=adls.account_url(ACCOUNT),
+        retry_total=2,
+        retry_backoff_seconds=0.1,
+    )
     adls.inject_fault(503, "ServerBusy", method="PUT")
     store.put_file(Domain.XACT, "retried.bin", _file(tmp_path, b"ok"))
     assert store.read_bytes(Domain.XACT, "retried.bin") == b"ok"
@@ -187,8 +207,13 @@ def test_onelake__unknown_filesystem_is_permanent(adls: FakeAdlsServer, tmp_path
 
 
 def test_onelake__unreachable_service_is_transient(tmp_path: Path) -> None:
-    store = OneLakeFileStore(ROOTS, AzureNamedKeyCredential(ACCOUNT, KEY), account_url="http://127.0.0.1:9/x",
-                             retry_total=0, timeout_seconds=2)
+    store = OneLakeFileStore(
+        ROOTS,
+        AzureNamedKeyCredential(ACCOUNT, KEY),
+        account_url="http://127.0.0.1:9/x",
+        retry_total=0,
+        timeout_seconds=2,
+    )
     with pytest.raises(TransientError):
         store.put_file(Domain.XACT, "a.bin", _file(tmp_path, b"x"))
 

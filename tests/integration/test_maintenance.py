@@ -9,8 +9,8 @@ import pytest
 import redis
 from deltalake import DeltaTable
 
+from core.settings import load_settings
 from domains.names import Table
-from pipeline.settings import load_settings
 from writers.flush import flush_table, read_table
 from writers.maintenance import maintain_table
 from writers.staging import Stager, lock_key
@@ -21,14 +21,24 @@ pytestmark = pytest.mark.integration
 
 def _row(i: int) -> dict:
     now = datetime(2026, 1, 5, tzinfo=UTC).isoformat()
-    return {"media_id": f"m-{i}", "trace_id": f"t-{i}", "attachment_url": f"https://x/{i}.pdf",
-            "blob_path": f"a/{i}.pdf", "file_type": "PDF", "status_subtype": "documentsReceived",
-            "assignment_id": "A-1", "bytes_downloaded": i, "downloaded_at": now, "created_at": now,
-            "event_date": "2026-01-05"}
+    return {
+        "media_id": f"m-{i}",
+        "trace_id": f"t-{i}",
+        "attachment_url": f"https://x/{i}.pdf",
+        "blob_path": f"a/{i}.pdf",
+        "file_type": "PDF",
+        "status_subtype": "documentsReceived",
+        "assignment_id": "A-1",
+        "bytes_downloaded": i,
+        "downloaded_at": now,
+        "created_at": now,
+        "event_date": "2026-01-05",
+    }
 
 
-def test_maintain__compacts_many_small_commits_and_keeps_every_row(tmp_path: Path, redis_client: redis.Redis,
-                                                                    prefix: str) -> None:
+def test_maintain__compacts_many_small_commits_and_keeps_every_row(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
     settings = load_settings(lake_dir=tmp_path / "lake")
     stager = Stager(redis_client, prefix=prefix)
     for batch in range(5):  # five flushes -> five small files
@@ -38,12 +48,14 @@ def test_maintain__compacts_many_small_commits_and_keeps_every_row(tmp_path: Pat
     result = maintain_table(settings, redis_client, Table.XACT_ATTACHMENTS, prefix=prefix)
     assert result.skipped is None and result.files_removed_by_compaction == files_before >= 5
     assert len(DeltaTable(table_uri(settings, Table.XACT_ATTACHMENTS)).file_uris()) == 1
-    assert sorted(read_table(settings, Table.XACT_ATTACHMENTS)["media_id"].to_list()) == \
-        sorted(f"m-{i}" for i in range(50))
+    assert sorted(read_table(settings, Table.XACT_ATTACHMENTS)["media_id"].to_list()) == sorted(
+        f"m-{i}" for i in range(50)
+    )
 
 
-def test_maintain__skips_a_table_whose_flush_lock_is_held(tmp_path: Path, redis_client: redis.Redis,
-                                                          prefix: str) -> None:
+def test_maintain__skips_a_table_whose_flush_lock_is_held(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
     settings = load_settings(lake_dir=tmp_path / "lake")
     Stager(redis_client, prefix=prefix).stage(Table.XACT_ATTACHMENTS, [_row(1)])
     flush_table(settings, redis_client, Table.XACT_ATTACHMENTS, prefix=prefix)

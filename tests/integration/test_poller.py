@@ -23,21 +23,26 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from core.errors import PermanentError, TransientError
+from core.settings import Settings, load_settings
 from dispatcher.kusto import EventhouseClient
 from dispatcher.poll_query import Source
 from dispatcher.poller import Backfill, KafkaSink, Poller
 from domains.claimx.models import parse_claimx_record
 from domains.names import Domain
-from pipeline.errors import PermanentError, TransientError
-from pipeline.settings import Settings, load_settings
 from tests.fakes.kusto_server import KustoFake, iso, ticks
 
 pytestmark = pytest.mark.integration
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 ROOT = Path(__file__).resolve().parents[2]
-XACT_COLUMNS = [("type", "string"), ("version", "int"), ("utcDateTime", "datetime"), ("traceId", "string"),
-                ("data", "dynamic")]
+XACT_COLUMNS = [
+    ("type", "string"),
+    ("version", "int"),
+    ("utcDateTime", "datetime"),
+    ("traceId", "string"),
+    ("data", "dynamic"),
+]
 CLAIMX_COLUMNS = [("eventType", "string"), ("projectId", "string"), ("mediaId", "string")]
 
 
@@ -54,8 +59,9 @@ def topics() -> Iterator[dict[Domain, str]]:
     tag = uuid.uuid4().hex[:8]
     names = {domain: f"poller-test-{tag}.{domain.value}.events.raw" for domain in Domain}
     admin = AdminClient({"bootstrap.servers": KAFKA})
-    for future in admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1)
-                                       for n in names.values()]).values():
+    for future in admin.create_topics(
+        [NewTopic(n, num_partitions=1, replication_factor=1) for n in names.values()]
+    ).values():
         future.result(30)
     yield names
     for future in admin.delete_topics(list(names.values())).values():
@@ -69,14 +75,21 @@ def env(fake: KustoFake, topics: dict[Domain, str], tmp_path: Path) -> dict[str,
     token_file.write_text(json.dumps({"https://kusto.kusto.windows.net": fake.token}))
     return {
         "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-        "XACT_EVENTS_TOPIC": topics[Domain.XACT], "CLAIMX_EVENTS_TOPIC": topics[Domain.CLAIMX],
-        "XACT_EVENTHOUSE_CLUSTER_URL": fake.url, "XACT_EVENTHOUSE_DATABASE": fake.database,
+        "XACT_EVENTS_TOPIC": topics[Domain.XACT],
+        "CLAIMX_EVENTS_TOPIC": topics[Domain.CLAIMX],
+        "XACT_EVENTHOUSE_CLUSTER_URL": fake.url,
+        "XACT_EVENTHOUSE_DATABASE": fake.database,
         "XACT_EVENTHOUSE_TABLE": "Events",
-        "CLAIMX_EVENTHOUSE_CLUSTER_URL": fake.url, "CLAIMX_EVENTHOUSE_DATABASE": fake.database,
+        "CLAIMX_EVENTHOUSE_CLUSTER_URL": fake.url,
+        "CLAIMX_EVENTHOUSE_DATABASE": fake.database,
         "CLAIMX_EVENTHOUSE_TABLE": "ClaimXEvents",
-        "CHECKPOINT_DIR": str(tmp_path / "checkpoints"), "EVENTHOUSE_TOKEN_FILE": str(token_file),
-        "POLL_BATCH_SIZE": "10", "POLL_INTERVAL_SECONDS": "0.2", "EVENTHOUSE_MAX_RETRIES": "2",
-        "EVENTHOUSE_RETRY_BASE_DELAY_SECONDS": "0.01", "EVENTHOUSE_RETRY_MAX_DELAY_SECONDS": "0.05",
+        "CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
+        "EVENTHOUSE_TOKEN_FILE": str(token_file),
+        "POLL_BATCH_SIZE": "10",
+        "POLL_INTERVAL_SECONDS": "0.2",
+        "EVENTHOUSE_MAX_RETRIES": "2",
+        "EVENTHOUSE_RETRY_BASE_DELAY_SECONDS": "0.01",
+        "EVENTHOUSE_RETRY_MAX_DELAY_SECONDS": "0.05",
     }
 
 
@@ -86,9 +99,16 @@ def settings(env: dict[str, str]) -> Settings:
 
 
 def _xact_rows(count: int, prefix: str = "t") -> list[dict[str, Any]]:
-    return [{"type": "verisk.claims.property.xn.documentsReceived", "version": 1,
-             "utcDateTime": "2026-01-05T14:22:31.512Z", "traceId": f"{prefix}-{uuid.uuid4()}",
-             "data": {"assignmentId": f"A-{i}", "attachments": []}} for i in range(count)]
+    return [
+        {
+            "type": "verisk.claims.property.xn.documentsReceived",
+            "version": 1,
+            "utcDateTime": "2026-01-05T14:22:31.512Z",
+            "traceId": f"{prefix}-{uuid.uuid4()}",
+            "data": {"assignmentId": f"A-{i}", "attachments": []},
+        }
+        for i in range(count)
+    ]
 
 
 def _insert_each(fake: KustoFake, table: str, rows: list[dict[str, Any]], first: datetime) -> list[str]:
@@ -103,8 +123,9 @@ def _insert_each(fake: KustoFake, table: str, rows: list[dict[str, Any]], first:
 
 def _published(topic: str) -> list[tuple[bytes | None, dict[str, Any]]]:
     """Every record on the (single-partition) topic, in order: exactly up to the high watermark."""
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"poller-test-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": KAFKA, "group.id": f"poller-test-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
     try:
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
         consumer.assign([TopicPartition(topic, 0, 0)])
@@ -135,8 +156,9 @@ def _checkpoint(settings: Settings, domain: Domain) -> dict[str, Any]:
 
 
 # --- xact ---------------------------------------------------------------------------------------
-def test_poller__25_rows_batch_10_arrive_in_order_in_three_pages(fake: KustoFake, settings: Settings,
-                                                                 topics: dict[Domain, str]) -> None:
+def test_poller__25_rows_batch_10_arrive_in_order_in_three_pages(
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     rows = _xact_rows(25)
     times = _insert_each(fake, "Events", rows, datetime.now(UTC) - timedelta(minutes=30))
     poller = Poller.from_settings(settings, Domain.XACT)
@@ -154,7 +176,8 @@ def test_poller__25_rows_batch_10_arrive_in_order_in_three_pages(fake: KustoFake
 
 
 def test_poller__restart_resumes_from_the_checkpoint_without_duplicates(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     first, second = _xact_rows(25, "first"), _xact_rows(5, "second")
     start = datetime.now(UTC) - timedelta(minutes=30)
     _insert_each(fake, "Events", first, start)
@@ -175,7 +198,8 @@ def test_poller__restart_resumes_from_the_checkpoint_without_duplicates(
 
 
 def test_poller__rows_sharing_an_ingestion_time_split_across_pages_are_neither_lost_nor_repeated(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     base = datetime.now(UTC) - timedelta(minutes=20)
     before, batch, after = _xact_rows(3, "a"), _xact_rows(15, "b"), _xact_rows(4, "c")
     _insert_each(fake, "Events", before, base)
@@ -193,7 +217,8 @@ def test_poller__rows_sharing_an_ingestion_time_split_across_pages_are_neither_l
 
 
 def test_poller__a_quote_in_a_trace_id_is_escaped_and_paging_continues(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     rows = _xact_rows(14)
     rows[9]["traceId"] = "o'brien\\') or true //"  # the last row of page one becomes the checkpoint
     _insert_each(fake, "Events", rows, datetime.now(UTC) - timedelta(minutes=10))
@@ -208,7 +233,8 @@ def test_poller__a_quote_in_a_trace_id_is_escaped_and_paging_continues(
 
 @pytest.mark.parametrize("status", [500, 429])
 def test_poller__a_failed_query_leaves_checkpoint_and_topic_unchanged(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str], status: int) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str], status: int
+) -> None:
     start = datetime.now(UTC) - timedelta(minutes=30)
     _insert_each(fake, "Events", _xact_rows(4), start)
     poller = Poller.from_settings(settings, Domain.XACT)
@@ -231,13 +257,18 @@ def test_poller__a_failed_query_leaves_checkpoint_and_topic_unchanged(
 
 
 def test_poller__an_unacknowledged_publish_leaves_the_checkpoint_unchanged(
-        fake: KustoFake, settings: Settings) -> None:
+    fake: KustoFake, settings: Settings
+) -> None:
     """The topic does not exist (and is not auto-created): no delivery report, no checkpoint."""
     _insert_each(fake, "Events", _xact_rows(3), datetime.now(UTC) - timedelta(minutes=5))
     missing = settings.model_copy(update={"xact_events_topic": f"poller-test-missing-{uuid.uuid4().hex[:8]}"})
     client = EventhouseClient(fake.url, fake.database, token_provider=lambda: fake.token)
-    poller = Poller(missing, Source.from_settings(missing, Domain.XACT), client,
-                    KafkaSink(missing, Domain.XACT, flush_timeout_seconds=2.0))
+    poller = Poller(
+        missing,
+        Source.from_settings(missing, Domain.XACT),
+        client,
+        KafkaSink(missing, Domain.XACT, flush_timeout_seconds=2.0),
+    )
     try:
         with pytest.raises(TransientError, match="not delivered"):
             poller.poll_once()
@@ -247,7 +278,8 @@ def test_poller__an_unacknowledged_publish_leaves_the_checkpoint_unchanged(
 
 
 def test_poller__partial_results_are_a_failure_not_a_short_page(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     _insert_each(fake, "Events", _xact_rows(3), datetime.now(UTC) - timedelta(minutes=5))
     fake.fail_next(inline=True, times=3, code="LimitsExceeded", message="partial query failure")
     poller = Poller.from_settings(settings, Domain.XACT)
@@ -261,7 +293,8 @@ def test_poller__partial_results_are_a_failure_not_a_short_page(
 
 
 def test_poller__live_loop_survives_a_failed_cycle_and_a_bad_table_stops_it(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     _insert_each(fake, "Events", _xact_rows(12), datetime.now(UTC) - timedelta(minutes=5))
     fake.fail_next(500, times=3)  # the whole first cycle fails
     poller = Poller.from_settings(settings, Domain.XACT)
@@ -285,7 +318,8 @@ def test_poller__live_loop_survives_a_failed_cycle_and_a_bad_table_stops_it(
 
 
 def test_poller__backfill_pages_its_range_only_and_keeps_its_own_checkpoint(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     day = datetime(2025, 3, 1, tzinfo=UTC)
     old, inside, later = _xact_rows(2, "old"), _xact_rows(23, "in"), _xact_rows(2, "late")
     _insert_each(fake, "Events", old, day - timedelta(hours=1))
@@ -304,14 +338,17 @@ def test_poller__backfill_pages_its_range_only_and_keeps_its_own_checkpoint(
 
 # --- claimx ---------------------------------------------------------------------------------------
 def _claimx_rows(count: int, project: str) -> list[dict[str, Any]]:
-    return [{"eventType": "PROJECT_FILE_ADDED", "projectId": project, "mediaId": str(880000 + i)}
-            for i in range(count)]
+    return [
+        {"eventType": "PROJECT_FILE_ADDED", "projectId": project, "mediaId": str(880000 + i)}
+        for i in range(count)
+    ]
 
 
 def test_poller__claimx_groups_are_published_whole_and_once(
-        fake: KustoFake, settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, settings: Settings, topics: dict[Domain, str]
+) -> None:
     base = datetime.now(UTC) - timedelta(minutes=10)
-    fake.insert("ClaimXEvents", _claimx_rows(8, "p1"), base)                          # page 1: 8 + 2 of p2
+    fake.insert("ClaimXEvents", _claimx_rows(8, "p1"), base)  # page 1: 8 + 2 of p2
     fake.insert("ClaimXEvents", _claimx_rows(5, "p2"), base + timedelta(seconds=1))  # trailing group, re-read
     fake.insert("ClaimXEvents", _claimx_rows(12, "p3"), base + timedelta(seconds=2))  # one group > a page
     fake.insert("ClaimXEvents", _claimx_rows(3, "p4"), base + timedelta(seconds=3))
@@ -323,7 +360,8 @@ def test_poller__claimx_groups_are_published_whole_and_once(
     assert all("traceId" not in q.csl and "strcmp" not in q.csl for q in fake.queries)
     records = [value for _, value in _published(topics[Domain.CLAIMX])]
     assert [(r["projectId"], r["mediaId"]) for r in records] == [
-        (p, str(880000 + i)) for p, n in (("p1", 8), ("p2", 5), ("p3", 12), ("p4", 3)) for i in range(n)]
+        (p, str(880000 + i)) for p, n in (("p1", 8), ("p2", 5), ("p3", 12), ("p4", 3)) for i in range(n)
+    ]
     events = [parse_claimx_record(r, kafka_timestamp=None) for r in records]  # the dispatcher's own parser
     assert len({e.event_id for e in events}) == 28
     assert events[0].ingested_at == base
@@ -332,10 +370,16 @@ def test_poller__claimx_groups_are_published_whole_and_once(
 
 # --- the CLI process ------------------------------------------------------------------------------
 def test_poll_command__sigterm_stops_the_process_cleanly(
-        fake: KustoFake, env: dict[str, str], settings: Settings, topics: dict[Domain, str]) -> None:
+    fake: KustoFake, env: dict[str, str], settings: Settings, topics: dict[Domain, str]
+) -> None:
     _insert_each(fake, "Events", _xact_rows(25), datetime.now(UTC) - timedelta(minutes=10))
-    process = subprocess.Popen(["pipeline", "poll", "--domain", "xact"], cwd=ROOT, env={**os.environ, **env},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        ["pipeline", "poll", "--domain", "xact"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while len(_published(topics[Domain.XACT])) < 25 and time.monotonic() < deadline:

@@ -16,9 +16,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from pipeline.simulator import DEFAULT_TOKEN, Simulator, SimulatorClient, expected_bytes
-from pipeline.simulator.claimx_api import DEFAULT_SAMPLES_DIR
-from pipeline.simulator.files import file_spec, iter_content
+from simulator import DEFAULT_TOKEN, Simulator, SimulatorClient, expected_bytes
+from simulator.claimx_api import DEFAULT_SAMPLES_DIR
+from simulator.files import file_spec, iter_content
 
 pytestmark = pytest.mark.integration
 
@@ -63,11 +63,14 @@ def _media(sim: Simulator, project: int, query: str = "") -> list[dict[str, Any]
     return list(response.json()["data"])
 
 
-@pytest.mark.parametrize("route", INDEX["routes"], ids=lambda r: f"{r['method']} {r['path']} {r.get('query', '')}")
+@pytest.mark.parametrize(
+    "route", INDEX["routes"], ids=lambda r: f"{r['method']} {r['path']} {r.get('query', '')}"
+)
 def test_http__every_sample_route_serves_its_file(sim: Simulator, route: dict[str, Any]) -> None:
     url = sim.api_base_url + route["path"]
-    response = requests.request(route["method"], url, params=route.get("query"), json=route.get("body_match"),
-                                headers=AUTH, timeout=5)
+    response = requests.request(
+        route["method"], url, params=route.get("query"), json=route.get("body_match"), headers=AUTH, timeout=5
+    )
     assert response.status_code == route["status"]
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == json.loads((DEFAULT_SAMPLES_DIR / route["file"]).read_text())
@@ -101,8 +104,10 @@ def test_http__sample_attachment_bytes_equal_expected_bytes(sim: Simulator, url:
 
 
 def test_http__content_types_match_the_expectations(sim: Simulator) -> None:
-    types = {url.rsplit("/", 1)[1][:12]: requests.head(sim.local_url(url), timeout=5).headers["Content-Type"]
-             for url in XACT_SAMPLE_URLS}
+    types = {
+        url.rsplit("/", 1)[1][:12]: requests.head(sim.local_url(url), timeout=5).headers["Content-Type"]
+        for url in XACT_SAMPLE_URLS
+    }
     assert types["estimate.esx"] == "application/octet-stream"  # must fail validation
     assert types["PHOTO_0001.J"] == "image/jpeg"
     assert types["roof_sketch."] == "application/xml"
@@ -156,8 +161,11 @@ def test_http__byte_range_is_206(sim: Simulator) -> None:
 
 def test_http__redirect_and_redirect_loop(sim: Simulator) -> None:
     target = "https://files.example.com/exports/a.pdf?x=1"
-    response = requests.get(f"{sim.base_url}/files.example.com/redirect?to={quote(target, safe='')}",
-                            allow_redirects=False, timeout=5)
+    response = requests.get(
+        f"{sim.base_url}/files.example.com/redirect?to={quote(target, safe='')}",
+        allow_redirects=False,
+        timeout=5,
+    )
     assert response.status_code == 302 and response.headers["Location"] == target
     loop = requests.get(f"{sim.base_url}/files.example.com/redirect-loop/4", allow_redirects=False, timeout=5)
     assert loop.status_code == 302
@@ -220,17 +228,25 @@ def test_stats__count_normalised_endpoints_and_reset(sim: Simulator) -> None:
     _api(sim, "/export/project/5010002")
     _api(sim, "/export/project/5010001/media", params={"mediaIds": "880001"})
     _api(sim, "/customTasks/assignment/7700001", params={"full": "true"})
-    requests.post(sim.api_base_url + "/data", json={"reportType": "VIDEO_COLLABORATION", "projectId": 5010001},
-                  headers=AUTH, timeout=5)
+    requests.post(
+        sim.api_base_url + "/data",
+        json={"reportType": "VIDEO_COLLABORATION", "projectId": 5010001},
+        headers=AUTH,
+        timeout=5,
+    )
     requests.get(sim.local_url(XACT_SAMPLE_URLS[0]), timeout=5)
     requests.get(sim.local_url(XACT_SAMPLE_URLS[0]), timeout=5)
     client = SimulatorClient(sim.base_url)
     assert client.stats() == {
-        "GET /export/project/{id}": 2, "GET /export/project/{id}/media": 1,
-        "GET /customTasks/assignment/{id}": 1, "POST /data VIDEO_COLLABORATION": 1, "files": 2,
+        "GET /export/project/{id}": 2,
+        "GET /export/project/{id}/media": 1,
+        "GET /customTasks/assignment/{id}": 1,
+        "POST /data VIDEO_COLLABORATION": 1,
+        "files": 2,
     }
-    assert client.file_stats() == {"/xn-exportreceiver.s3.example.com/exports/A-7100451/3f9b2c1e/"
-                                   "Inspection_Report.pdf": 2}
+    assert client.file_stats() == {
+        "/xn-exportreceiver.s3.example.com/exports/A-7100451/3f9b2c1e/Inspection_Report.pdf": 2
+    }
     client.reset_stats()
     assert sim.stats() == {}
 
@@ -260,8 +276,13 @@ def _peak_rss_kib(pid: int) -> int:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_cli_serve__streams_100_mb_without_growing_rss() -> None:
     """A standalone server streams a 100 MB file in chunks: its peak RSS grows far less than 100 MB."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.simulator", "serve", "--port", "0"],
-                            cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         assert proc.stdout is not None
         base_url = proc.stdout.readline().strip()
@@ -295,8 +316,12 @@ def test_cli_serve__streams_100_mb_without_growing_rss() -> None:
 def test_cli_generators_write_jsonl(tmp_path: Path) -> None:
     for command, extra in (("gen-xact", ["--size", "4096"]), ("gen-claimx", ["--projects", "7"])):
         out = tmp_path / f"{command}.jsonl"
-        subprocess.run([sys.executable, "-m", "pipeline.simulator", command, "25", str(out), *extra],
-                       cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "simulator", command, "25", str(out), *extra],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(rows) == 25
     xact = [json.loads(line) for line in (tmp_path / "gen-xact.jsonl").read_text().splitlines()]

@@ -16,8 +16,8 @@ import pytest
 import redis
 from confluent_kafka.admin import AdminClient
 
+from core.settings import load_settings
 from domains.names import Domain, dlq_topic, raw_topic
-from pipeline.settings import load_settings
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
+from core.state import Counters, PendingAttachments
 from domains.attachments import AttachmentJob
 from domains.names import Domain
-from pipeline.state import Counters, PendingAttachments
 from tasks.batcher import restart_lost_chains
 
 pytestmark = pytest.mark.integration
@@ -22,15 +22,24 @@ def own_broker_db() -> int:
 
 
 def _job(media_id: str) -> AttachmentJob:
-    return AttachmentJob(domain=Domain.XACT, media_id=media_id, event_id="e-1", url_display="https://h/x.pdf",
-                         blob_path="documentsReceived/A-1/t-1/A-1_x.pdf", file_name="A-1_x.pdf", file_type="PDF")
+    return AttachmentJob(
+        domain=Domain.XACT,
+        media_id=media_id,
+        event_id="e-1",
+        url_display="https://h/x.pdf",
+        blob_path="documentsReceived/A-1/t-1/A-1_x.pdf",
+        file_name="A-1_x.pdf",
+        file_type="PDF",
+    )
 
 
 def test_sweep__restarts_a_silent_chain_skips_done_and_young_ones(own_broker: redis.Redis) -> None:
     client = own_broker
     pending, now = PendingAttachments(client), time.time()
-    pending.add_many({"xact:lost": _job("lost").model_dump_json(),
-                      "xact:finished": _job("finished").model_dump_json()}, now=now - 1000)
+    pending.add_many(
+        {"xact:lost": _job("lost").model_dump_json(), "xact:finished": _job("finished").model_dump_json()},
+        now=now - 1000,
+    )
     pending.add_many({"xact:young": _job("young").model_dump_json()}, now=now)
     client.set("pipeline:done:xact:finished", "1")
 

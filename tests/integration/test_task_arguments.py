@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from core.security.urls import UrlPolicy
+from core.state import PendingAttachments, RowStash, UrlVault
 from domains.names import Domain
 from domains.xact.canvas import parse, plan_event
-from pipeline.security.urls import UrlPolicy
-from pipeline.state import PendingAttachments, RowStash, UrlVault
 from tasks import app
 from tasks.canvas import enqueue_plans
 from tests.samples import SAMPLES
@@ -27,8 +27,9 @@ pytestmark = pytest.mark.integration
 def test_presigned_event__signature_is_in_no_published_task_message(own_broker: redis.Redis) -> None:
     client = own_broker
     line = (SAMPLES / "xact_events.jsonl").read_bytes().splitlines()[1]  # presigned URL
-    plan = plan_event(parse(line, None), UrlPolicy(allowed_hosts=("xn-exportreceiver.s3.example.com",)),
-                      datetime.now(UTC))
+    plan = plan_event(
+        parse(line, None), UrlPolicy(allowed_hosts=("xn-exportreceiver.s3.example.com",)), datetime.now(UTC)
+    )
     sent = enqueue_plans(app, [plan], UrlVault(client), RowStash(client), PendingAttachments(client))
     messages = [m for q in ("xact.write", "xact.download") for m in client.lrange(q, 0, -1)]
     assert sent == len(messages) == 2  # the event row, the attachment chain

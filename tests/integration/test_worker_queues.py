@@ -19,8 +19,14 @@ REDIS_URL = "redis://127.0.0.1:6379/10"
 
 
 def _celery(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture()
@@ -28,12 +34,37 @@ def worker(tmp_path: Path):
     """A worker serving only ``xact.download`` (shared cache, so no host-local upload queue)."""
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
-    env = {**os.environ, "REDIS_URL": REDIS_URL, "SHARED_CACHE": "true", "LAKE_DIR": str(tmp_path / "lake"),
-           "CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "SHARED_CACHE": "true",
+        "LAKE_DIR": str(tmp_path / "lake"),
+        "CACHE_DIR": str(tmp_path / "cache"),
+    }
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "xact.download",
-                             "-c", "1", "-n", "only-download@%h", "--loglevel", "INFO"],
-                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tasks",
+            "worker",
+            "-Q",
+            "xact.download",
+            "-c",
+            "1",
+            "-n",
+            "only-download@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         if _celery("inspect", "ping", "-d", f"only-download@{os.uname().nodename}", env=env).returncode == 0:
@@ -55,7 +86,12 @@ def test_worker_with_one_queue__serves_only_that_queue(worker) -> None:
 
     app.conf.broker_url = REDIS_URL
     with app.connection_for_write() as conn:
-        app.send_task("xact.write.rows", args=("xact_events", "pipeline:rows:none", 0), queue="xact.write", connection=conn)
+        app.send_task(
+            "xact.write.rows",
+            args=("xact_events", "pipeline:rows:none", 0),
+            queue="xact.write",
+            connection=conn,
+        )
     time.sleep(3)
     assert client.llen("xact.write") == 1
 

@@ -15,8 +15,9 @@ def test_readme_settings_table__matches_the_settings_model() -> None:
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- settings:start -->\n(.*?)\n<!-- settings:end -->", readme, re.S)
     assert block, "README lost its settings markers"
-    generated = subprocess.run([sys.executable, "scripts/settings_table.py"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.strip()
+    generated = subprocess.run(
+        [sys.executable, "scripts/settings_table.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert block.group(1).strip() == generated
 
 

@@ -6,15 +6,21 @@ ADLS Gen2 store; one contract test suite runs against both (STYLE §9).
 
 from __future__ import annotations
 
+from core.settings import Settings
 from domains.names import Domain
-from pipeline.settings import Settings
 from writers.files.base import FileStore
 from writers.files.local import LocalFileStore
 from writers.files.onelake import OneLakeFileStore, parse_abfss
 from writers.files.paths import validate_blob_path
 
-__all__ = ["FileStore", "LocalFileStore", "OneLakeFileStore", "file_store_from_settings",
-           "parse_abfss", "validate_blob_path"]
+__all__ = [
+    "FileStore",
+    "LocalFileStore",
+    "OneLakeFileStore",
+    "file_store_from_settings",
+    "parse_abfss",
+    "validate_blob_path",
+]
 
 
 def file_store_from_settings(settings: Settings) -> FileStore:

@@ -13,8 +13,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from core.errors import PermanentError, TransientError
 from domains.names import Domain
-from pipeline.errors import PermanentError, TransientError
 from writers.files.paths import validate_blob_path
 
 _COPY_BUFFER_BYTES = 1024 * 1024  # 1 MiB

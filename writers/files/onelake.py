@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.filedatalake import DataLakeFileClient, DataLakeServiceClient
 
+from core.errors import ConfigError, PermanentError
 from domains.names import Domain
-from pipeline.errors import ConfigError, PermanentError
 from writers.errors import classify_azure_error
 from writers.files.paths import validate_blob_path
 
@@ -47,8 +47,12 @@ def parse_abfss(uri: str) -> AbfssRoot:
     file_system, sep, host = parts.netloc.partition("@")
     if not sep or not file_system or not host:
         raise ConfigError("OneLake root must look like abfss://<filesystem>@<host>/<directory>")
-    return AbfssRoot(uri=uri.strip().rstrip("/"), file_system=file_system, account_host=host,
-                     directory=parts.path.strip("/"))
+    return AbfssRoot(
+        uri=uri.strip().rstrip("/"),
+        file_system=file_system,
+        account_host=host,
+        directory=parts.path.strip("/"),
+    )
 
 
 class OneLakeFileStore:
@@ -60,9 +64,17 @@ class OneLakeFileStore:
     before a :class:`PipelineError` reaches the task, whose Celery retry policy takes over.
     """
 
-    def __init__(self, roots: dict[Domain, str], credential: Any, *, account_url: str | None = None,
-                 retry_total: int = 3, retry_backoff_seconds: float = 2.0,
-                 timeout_seconds: float = TIMEOUT_SECONDS, max_concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        roots: dict[Domain, str],
+        credential: Any,
+        *,
+        account_url: str | None = None,
+        retry_total: int = 3,
+        retry_backoff_seconds: float = 2.0,
+        timeout_seconds: float = TIMEOUT_SECONDS,
+        max_concurrency: int = 4,
+    ) -> None:
         if not roots:
             raise ConfigError("OneLakeFileStore needs at least one domain root")
         self._roots = {Domain(domain): parse_abfss(uri) for domain, uri in roots.items()}
@@ -72,9 +84,14 @@ class OneLakeFileStore:
             url = account_url or root.account_url
             if url not in self._services:
                 self._services[url] = DataLakeServiceClient(
-                    url, credential=credential, retry_total=retry_total,
-                    initial_backoff=retry_backoff_seconds, increment_base=2,
-                    connection_timeout=timeout_seconds, read_timeout=timeout_seconds)
+                    url,
+                    credential=credential,
+                    retry_total=retry_total,
+                    initial_backoff=retry_backoff_seconds,
+                    increment_base=2,
+                    connection_timeout=timeout_seconds,
+                    read_timeout=timeout_seconds,
+                )
         self._account_url = account_url
 
     def put_file(self, domain: Domain, blob_path: str, local_path: Path) -> str:
@@ -89,8 +106,13 @@ class OneLakeFileStore:
                 client.create_file()
             else:
                 with source.open("rb") as stream:
-                    client.upload_data(stream, length=size, overwrite=True, chunk_size=CHUNK_BYTES,
-                                       max_concurrency=self._max_concurrency)
+                    client.upload_data(
+                        stream,
+                        length=size,
+                        overwrite=True,
+                        chunk_size=CHUNK_BYTES,
+                        max_concurrency=self._max_concurrency,
+                    )
         except Exception as exc:
             raise classify_azure_error(exc, f"put {domain}/{blob_path}") from exc
         return f"{root.uri}/{blob_path}"

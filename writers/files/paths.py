@@ -7,7 +7,7 @@ of UTF-8 (DECISIONS "Security"). Anything else is refused with :class:`Permanent
 
 from __future__ import annotations
 
-from pipeline.errors import PermanentError
+from core.errors import PermanentError
 
 MAX_SEGMENT_BYTES = 255
 

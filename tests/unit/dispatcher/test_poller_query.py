@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from azure.kusto.data.exceptions import KustoAuthenticationError, KustoServiceError, KustoThrottlingError
 
+from core.errors import AuthError, ConfigError, ErrorCategory
+from core.settings import load_settings
 from dispatcher.checkpoint import CheckpointStore
 from dispatcher.kusto import (
     RetryPolicy,
@@ -30,8 +32,6 @@ from dispatcher.poll_query import (
 )
 from dispatcher.poller import Poller, to_line
 from domains.names import Domain
-from pipeline.errors import AuthError, ConfigError, ErrorCategory
-from pipeline.settings import load_settings
 
 XACT = Source(Domain.XACT, "https://c.kusto.fabric.microsoft.com", "DB", "Events", "traceId")
 CLAIMX = Source(Domain.CLAIMX, "https://c.kusto.fabric.microsoft.com", "DB", "ClaimXEvents", None)
@@ -44,8 +44,13 @@ def _row(time: str, trace: str | None = None) -> dict[str, object]:
 
 # --- query text -----------------------------------------------------------------------------------
 def test_build_query__xact_with_checkpoint_resumes_on_the_composite_key() -> None:
-    query = build_query(XACT, cursor=Cursor(parse_time(T0), "abc"), start_ticks=0,
-                        end_ticks=parse_time("2026-01-05T15:00:00Z"), batch_size=8000)
+    query = build_query(
+        XACT,
+        cursor=Cursor(parse_time(T0), "abc"),
+        start_ticks=0,
+        end_ticks=parse_time("2026-01-05T15:00:00Z"),
+        batch_size=8000,
+    )
     assert query == (
         "['Events']\n"
         "| where ingestion_time() > datetime(2026-01-05T14:22:31.1234567Z) or "
@@ -53,7 +58,8 @@ def test_build_query__xact_with_checkpoint_resumes_on_the_composite_key() -> Non
         "| where ingestion_time() < datetime(2026-01-05T15:00:00.0000000Z)\n"
         "| extend ingestion_time = ingestion_time()\n"
         "| order by ingestion_time asc, traceId asc\n"
-        "| take 8000")
+        "| take 8000"
+    )
 
 
 def test_build_query__without_checkpoint_starts_inclusively_at_the_lookback() -> None:
@@ -64,8 +70,9 @@ def test_build_query__without_checkpoint_starts_inclusively_at_the_lookback() ->
 
 
 def test_build_query__claimx_orders_by_ingestion_time_only_and_resumes_after_the_group() -> None:
-    query = build_query(CLAIMX, cursor=Cursor(parse_time(T0)), start_ticks=0, end_ticks=parse_time(T0) + 1,
-                        batch_size=1000)
+    query = build_query(
+        CLAIMX, cursor=Cursor(parse_time(T0)), start_ticks=0, end_ticks=parse_time(T0) + 1, batch_size=1000
+    )
     assert query.splitlines() == [
         "['ClaimXEvents']",
         "| where ingestion_time() > datetime(2026-01-05T14:22:31.1234567Z)",
@@ -78,7 +85,8 @@ def test_build_query__claimx_orders_by_ingestion_time_only_and_resumes_after_the
 
 def test_build_group_query__selects_exactly_one_ingestion_time() -> None:
     assert "| where ingestion_time() == datetime(2026-01-05T14:22:31.1234567Z)\n" in build_group_query(
-        CLAIMX, parse_time(T0))
+        CLAIMX, parse_time(T0)
+    )
 
 
 def test_kql_string__escapes_backslash_quote_and_line_breaks() -> None:
@@ -89,7 +97,9 @@ def test_kql_string__escapes_backslash_quote_and_line_breaks() -> None:
 
 def test_build_query__trace_id_with_quotes_cannot_leave_its_literal() -> None:
     hostile = "x') or true or strcmp('a"
-    query = build_query(XACT, cursor=Cursor(parse_time(T0), hostile), start_ticks=0, end_ticks=1, batch_size=1)
+    query = build_query(
+        XACT, cursor=Cursor(parse_time(T0), hostile), start_ticks=0, end_ticks=1, batch_size=1
+    )
     literal = r"'x\') or true or strcmp(\'a'"
     assert f"strcmp(tostring(traceId), {literal}) > 0)" in query
     # remove the one literal: no quote is left on the predicate line
@@ -126,7 +136,13 @@ def test_time__anything_else_is_rejected(text: str) -> None:
 # --- re-filtering ---------------------------------------------------------------------------------
 def test_after_cursor__xact_keeps_only_rows_after_the_composite_key() -> None:
     later = "2026-01-05T14:22:31.1234568Z"
-    rows = [_row("2026-01-05T14:22:31.1234566Z", "z"), _row(T0, "a"), _row(T0, "m"), _row(T0, "n"), _row(later, "a")]
+    rows = [
+        _row("2026-01-05T14:22:31.1234566Z", "z"),
+        _row(T0, "a"),
+        _row(T0, "m"),
+        _row(T0, "n"),
+        _row(later, "a"),
+    ]
     kept = after_cursor(XACT, rows, Cursor(parse_time(T0), "m"))
     assert kept == [_row(T0, "n"), _row(later, "a")]
 
@@ -145,8 +161,14 @@ def test_complete_groups__drops_the_trailing_ingestion_time_group() -> None:
 
 
 def test_to_line__is_compact_json_with_iso_datetimes() -> None:
-    line = to_line({"eventType": "PROJECT_CREATED", "when": datetime(2026, 1, 5, tzinfo=UTC), "name": "Ärger"})
-    assert json.loads(line) == {"eventType": "PROJECT_CREATED", "when": "2026-01-05T00:00:00+00:00", "name": "Ärger"}
+    line = to_line(
+        {"eventType": "PROJECT_CREATED", "when": datetime(2026, 1, 5, tzinfo=UTC), "name": "Ärger"}
+    )
+    assert json.loads(line) == {
+        "eventType": "PROJECT_CREATED",
+        "when": "2026-01-05T00:00:00+00:00",
+        "name": "Ärger",
+    }
 
 
 # --- checkpoint ---------------------------------------------------------------------------------
@@ -156,7 +178,10 @@ def test_checkpoint__save_then_load_keeps_full_precision_and_the_trace_id(tmp_pa
     store.save(Cursor(parse_time(T0), "trace-1"), now=datetime(2026, 1, 5, 15, tzinfo=UTC))
     assert store.load() == Cursor(parse_time(T0), "trace-1")
     assert json.loads(store.path.read_text()) == {
-        "last_ingestion_time": T0, "last_trace_id": "trace-1", "updated_at": "2026-01-05T15:00:00+00:00"}
+        "last_ingestion_time": T0,
+        "last_trace_id": "trace-1",
+        "updated_at": "2026-01-05T15:00:00+00:00",
+    }
 
 
 def test_checkpoint__claimx_has_no_trace_id(tmp_path: Path) -> None:
@@ -225,7 +250,9 @@ class _NoSink:
 
 def test_poller__a_new_process_resumes_from_the_saved_checkpoint(tmp_path: Path) -> None:
     settings = load_settings(checkpoint_dir=tmp_path, poll_batch_size=50)
-    CheckpointStore(tmp_path / "poller_xact.json").save(Cursor(parse_time(T0), "last-id"), now=datetime.now(UTC))
+    CheckpointStore(tmp_path / "poller_xact.json").save(
+        Cursor(parse_time(T0), "last-id"), now=datetime.now(UTC)
+    )
     client = _RecordingClient()
     poller = Poller(settings, XACT, client, _NoSink())
     result = poller.poll_once()
@@ -242,14 +269,18 @@ def test_poller__backfill_with_a_start_keeps_its_own_checkpoint_file(tmp_path: P
     poller = Poller(settings, XACT, _RecordingClient(), _NoSink(), backfill=Backfill(datetime(2026, 1, 1)))
     assert poller.store.path.name == "poller_xact_backfill_20260101T000000.0000000Z.json"
     assert Poller(settings, XACT, _RecordingClient(), _NoSink(), backfill=Backfill()).store.path.name == (
-        "poller_xact.json")
+        "poller_xact.json"
+    )
 
 
 # --- errors, retries, tokens ------------------------------------------------------------------------
 def test_classify__throttling_and_40501_are_transient_auth_is_auth() -> None:
     assert classify(KustoThrottlingError("throttled")).category is ErrorCategory.TRANSIENT
     assert classify(KustoServiceError("Error 40501: the service is busy")).category is ErrorCategory.TRANSIENT
-    assert classify(KustoAuthenticationError("AzureIdentity", RuntimeError("no token"))).category is ErrorCategory.AUTH
+    assert (
+        classify(KustoAuthenticationError("AzureIdentity", RuntimeError("no token"))).category
+        is ErrorCategory.AUTH
+    )
     assert classify(KustoServiceError("something odd")).category is ErrorCategory.UNKNOWN
 
 
@@ -280,7 +311,9 @@ def test_token_file__raw_token_or_json_keyed_by_the_kusto_resource(tmp_path: Pat
 
 
 def test_poller__window_ends_at_now_minus_settle_and_starts_at_the_lookback(tmp_path: Path) -> None:
-    settings = load_settings(checkpoint_dir=tmp_path, eventhouse_settle_seconds=60, eventhouse_lookback_seconds=3600)
+    settings = load_settings(
+        checkpoint_dir=tmp_path, eventhouse_settle_seconds=60, eventhouse_lookback_seconds=3600
+    )
     client = _RecordingClient()
     now = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
     Poller(settings, CLAIMX, client, _NoSink(), clock=lambda: now).poll_once()

@@ -30,10 +30,13 @@ def test_xact_media_id__pinned_value_for_sample_attachment():
 
 
 def test_claimx_event_id__pinned_values():
-    assert ids.claimx_event_id("5010001", "PROJECT_CREATED", INGESTED) == \
-        "9731fc7d-9aaf-5966-99e3-274e2ae45bf1"
-    assert ids.claimx_event_id("5010001", "PROJECT_FILE_ADDED", INGESTED, media_id="880001") == \
-        "47ebe88e-dac9-5871-94d4-8b1f38941403"
+    assert (
+        ids.claimx_event_id("5010001", "PROJECT_CREATED", INGESTED) == "9731fc7d-9aaf-5966-99e3-274e2ae45bf1"
+    )
+    assert (
+        ids.claimx_event_id("5010001", "PROJECT_FILE_ADDED", INGESTED, media_id="880001")
+        == "47ebe88e-dac9-5871-94d4-8b1f38941403"
+    )
 
 
 def test_xact_ids__are_uuid5_over_the_documented_names():
@@ -52,29 +55,47 @@ def test_xact_event_id__is_stable_and_differs_from_media_namespace():
     assert ids.xact_event_id(TRACE) != str(uuid.uuid5(ids.XACT_MEDIA_NS, TRACE))
 
 
-@pytest.mark.parametrize(("kwargs", "key"), [
-    ({}, "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00"),
-    ({"media_id": "880001"}, "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00|media:880001"),
-    ({"task_assignment_id": 7700001},
-     "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00|task:7700001"),
-    ({"video_collaboration_id": "660001", "media_id": "880001", "task_assignment_id": "7700001"},
-     "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00|media:880001|task:7700001|video:660001"),
-    ({"media_id": "", "task_assignment_id": None},
-     "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({}, "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00"),
+        ({"media_id": "880001"}, "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00|media:880001"),
+        (
+            {"task_assignment_id": 7700001},
+            "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00|task:7700001",
+        ),
+        (
+            {"video_collaboration_id": "660001", "media_id": "880001", "task_assignment_id": "7700001"},
+            "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00|media:880001|task:7700001|video:660001",
+        ),
+        (
+            {"media_id": "", "task_assignment_id": None},
+            "5010001|PROJECT_CREATED|2026-01-05T14:02:11.120000+00:00",
+        ),
+    ],
+)
 def test_claimx_event_id__key_format(kwargs, key):
-    assert ids.claimx_event_id("5010001", "PROJECT_CREATED", INGESTED, **kwargs) == \
-        str(uuid.uuid5(ids.CLAIMX_EVENT_NS, key))
+    assert ids.claimx_event_id("5010001", "PROJECT_CREATED", INGESTED, **kwargs) == str(
+        uuid.uuid5(ids.CLAIMX_EVENT_NS, key)
+    )
 
 
-@pytest.mark.parametrize(("moment", "iso"), [
-    (datetime(2026, 1, 5, 14, 2, 11, 120000, tzinfo=UTC), "2026-01-05T14:02:11.120000+00:00"),
-    (datetime(2026, 1, 5, 14, 2, 11, tzinfo=UTC), "2026-01-05T14:02:11.000000+00:00"),
-    (datetime(2026, 1, 5, 14, 2, 11, 120000), "2026-01-05T14:02:11.120000+00:00"),
-    (datetime(2026, 1, 5, 16, 2, 11, 120000, tzinfo=timezone(timedelta(hours=2))),
-     "2026-01-05T14:02:11.120000+00:00"),
-    (datetime(2026, 1, 4, 23, 30, tzinfo=timezone(timedelta(hours=-7))), "2026-01-05T06:30:00.000000+00:00"),
-])
+@pytest.mark.parametrize(
+    ("moment", "iso"),
+    [
+        (datetime(2026, 1, 5, 14, 2, 11, 120000, tzinfo=UTC), "2026-01-05T14:02:11.120000+00:00"),
+        (datetime(2026, 1, 5, 14, 2, 11, tzinfo=UTC), "2026-01-05T14:02:11.000000+00:00"),
+        (datetime(2026, 1, 5, 14, 2, 11, 120000), "2026-01-05T14:02:11.120000+00:00"),
+        (
+            datetime(2026, 1, 5, 16, 2, 11, 120000, tzinfo=timezone(timedelta(hours=2))),
+            "2026-01-05T14:02:11.120000+00:00",
+        ),
+        (
+            datetime(2026, 1, 4, 23, 30, tzinfo=timezone(timedelta(hours=-7))),
+            "2026-01-05T06:30:00.000000+00:00",
+        ),
+    ],
+)
 def test_claimx_ingested_at_iso__utc_with_six_fraction_digits(moment, iso):
     assert ids.claimx_ingested_at_iso(moment) == iso
 
@@ -88,8 +109,9 @@ def test_claimx_event_id__same_instant_in_any_zone_gives_same_id():
 
 
 def test_claimx_event_id__int_and_str_project_ids_agree():
-    assert ids.claimx_event_id(5010001, "PROJECT_CREATED", INGESTED, media_id=880001) == \
-        ids.claimx_event_id("5010001", "PROJECT_CREATED", INGESTED, media_id="880001")
+    assert ids.claimx_event_id(5010001, "PROJECT_CREATED", INGESTED, media_id=880001) == ids.claimx_event_id(
+        "5010001", "PROJECT_CREATED", INGESTED, media_id="880001"
+    )
 
 
 def test_claimx_event_id__differs_by_microsecond_and_type():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import celeryconfig
+from core.errors import ConfigError
+from core.settings import load_settings
 from domains.names import all_queues
-from pipeline.errors import ConfigError
-from pipeline.settings import load_settings
 from tasks import app
 
 
@@ -25,9 +25,18 @@ def test_every_registered_task_has_a_route_to_a_declared_queue() -> None:
 
 def test_task_names_say_domain_and_stage() -> None:
     names = {n for n in app.tasks if not n.startswith("celery.")}
-    assert {"xact.download", "xact.upload", "xact.write.rows", "xact.write.inventory", "claimx.enrich",
-            "claimx.download", "claimx.upload", "claimx.write.rows", "claimx.write.inventory",
-            "pipeline.flush"} <= names
+    assert {
+        "xact.download",
+        "xact.upload",
+        "xact.write.rows",
+        "xact.write.inventory",
+        "claimx.enrich",
+        "claimx.download",
+        "claimx.upload",
+        "claimx.write.rows",
+        "claimx.write.inventory",
+        "pipeline.flush",
+    } <= names
 
 
 def test_routes__stage_names_map_to_their_queue() -> None:
@@ -50,7 +59,9 @@ def test_reliability_settings_guard_against_redis_failure_modes() -> None:
 
 def test_visibility_timeout_shorter_than_retry_plus_limit__is_refused_at_start_up() -> None:
     with pytest.raises(ConfigError, match="VISIBILITY_TIMEOUT_SECONDS"):
-        load_settings(visibility_timeout_seconds=3000, retry_delays_seconds=[300, 2400], task_time_limit_seconds=900)
+        load_settings(
+            visibility_timeout_seconds=3000, retry_delays_seconds=[300, 2400], task_time_limit_seconds=900
+        )
 
 
 def test_beat_schedules_the_batcher_on_the_maintenance_queue() -> None:

@@ -14,9 +14,11 @@ def test_key_predicate__single_key_is_plain_equality() -> None:
 def test_key_predicate__composite_key_is_null_safe() -> None:
     predicate = key_predicate(TABLES[Table.CLAIMX_CONTACTS])
     assert predicate.count("IS NOT DISTINCT FROM") == 3
-    assert predicate == ('(t."project_id" IS NOT DISTINCT FROM s."project_id") AND '
-                         '(t."contact_email" IS NOT DISTINCT FROM s."contact_email") AND '
-                         '(t."contact_type" IS NOT DISTINCT FROM s."contact_type")')
+    assert predicate == (
+        '(t."project_id" IS NOT DISTINCT FROM s."project_id") AND '
+        '(t."contact_email" IS NOT DISTINCT FROM s."contact_email") AND '
+        '(t."contact_type" IS NOT DISTINCT FROM s."contact_type")'
+    )
 
 
 def test_update_expressions__never_overwrite_with_null_and_preserve_created_at() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import AuthError, ConfigError
-from pipeline.settings import load_settings
+from core.errors import AuthError, ConfigError
+from core.settings import load_settings
 from writers.storage import STORAGE_SCOPE, connection_string_options, storage_options, uri_scheme
 
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -27,10 +27,17 @@ class StaticCredential:
         return SimpleNamespace(token=self.token, expires_on=0)
 
 
-@pytest.mark.parametrize(("uri", "scheme"), [
-    ("/srv/lake/tables", None), ("lake/tables", None), ("file:///srv/lake", None), ("C:\\lake", None),
-    ("az://c/tables", "az"), ("ABFSS://ws@onelake.dfs.fabric.microsoft.com/lh/Tables/dbo", "abfss"),
-])
+@pytest.mark.parametrize(
+    ("uri", "scheme"),
+    [
+        ("/srv/lake/tables", None),
+        ("lake/tables", None),
+        ("file:///srv/lake", None),
+        ("C:\\lake", None),
+        ("az://c/tables", "az"),
+        ("ABFSS://ws@onelake.dfs.fabric.microsoft.com/lh/Tables/dbo", "abfss"),
+    ],
+)
 def test_uri_scheme(uri: str, scheme: str | None) -> None:
     assert uri_scheme(uri) == scheme
 
@@ -44,23 +51,34 @@ def test_storage_options__azurite_connection_string() -> None:
         tables_uri="az://lake/tables",
         azure_storage_connection_string=(
             f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-            "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;"))
+            "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;"
+        ),
+    )
     assert storage_options(settings) == {
-        "azure_storage_account_name": "devstoreaccount1", "azure_storage_account_key": AZURITE_KEY,
-        "azure_storage_endpoint": "http://127.0.0.1:10000/devstoreaccount1", "allow_http": "true"}
+        "azure_storage_account_name": "devstoreaccount1",
+        "azure_storage_account_key": AZURITE_KEY,
+        "azure_storage_endpoint": "http://127.0.0.1:10000/devstoreaccount1",
+        "allow_http": "true",
+    }
 
 
 def test_connection_string__development_storage_shorthand() -> None:
     assert connection_string_options("UseDevelopmentStorage=true") == {
-        "azure_storage_use_emulator": "true", "azure_storage_account_name": "devstoreaccount1"}
+        "azure_storage_use_emulator": "true",
+        "azure_storage_account_name": "devstoreaccount1",
+    }
 
 
 def test_connection_string__account_with_sas_and_suffix_uses_https() -> None:
     options = connection_string_options(
         "DefaultEndpointsProtocol=https;AccountName=acct;SharedAccessSignature=sv=2024&sig=abc;"
-        "EndpointSuffix=core.windows.net")
-    assert options == {"azure_storage_account_name": "acct", "azure_storage_sas_key": "sv=2024&sig=abc",
-                       "azure_storage_endpoint": "https://acct.blob.core.windows.net"}
+        "EndpointSuffix=core.windows.net"
+    )
+    assert options == {
+        "azure_storage_account_name": "acct",
+        "azure_storage_sas_key": "sv=2024&sig=abc",
+        "azure_storage_endpoint": "https://acct.blob.core.windows.net",
+    }
 
 
 @pytest.mark.parametrize("text", ["AccountKey=SECRETKEY", "AccountName=a", "garbage-SECRETKEY"])

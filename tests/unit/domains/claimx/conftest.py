@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from domains.claimx.api_errors import classify_status
+from tests.samples import SAMPLES as REPO_SAMPLES
 
-SAMPLES = Path("/work/shared/domain/samples")
+SAMPLES = REPO_SAMPLES
 API_DIR = SAMPLES / "claimx_api"
 BASE = "https://claimx-api.example.com/service/cxedirest"
 NOW = datetime(2026, 1, 5, 21, 0, 0, tzinfo=UTC)
@@ -42,14 +43,16 @@ class SampleApi:
             raise classify_status(404, BASE + path)
         return self._load(f"GET_export_project_{int(project_id)}.json", path)
 
-    def get_project_media(self, project_id: str | int,
-                          media_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def get_project_media(
+        self, project_id: str | int, media_ids: list[str] | None = None
+    ) -> list[dict[str, Any]]:
         path = f"/export/project/{int(project_id)}/media"
         ids = [int(m) for m in media_ids] if media_ids else None
         self.calls.append(f"GET {path}" + (f"?mediaIds={','.join(map(str, ids))}" if ids else ""))
         if ids == [880003] and int(project_id) == 5010001:  # the more specific sample route
-            return self._load("GET_export_project_5010001_media__mediaIds_880003__refreshed.json",
-                              path)["data"]
+            return self._load("GET_export_project_5010001_media__mediaIds_880003__refreshed.json", path)[
+                "data"
+            ]
         items = self._load(f"GET_export_project_{int(project_id)}_media.json", path)["data"]
         return [m for m in items if ids is None or m["mediaID"] in ids]
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.errors import CircuitOpenError, ErrorCategory
 from domains.claimx.api_errors import (
     ClaimXApiError,
     ClaimXCircuitOpenError,
@@ -15,7 +16,6 @@ from domains.claimx.api_errors import (
     parse_retry_after,
     timeout_error,
 )
-from pipeline.errors import CircuitOpenError, ErrorCategory
 
 URL = "https://claimx-api.example.com/service/cxedirest/export/project/1"
 
@@ -45,8 +45,10 @@ def test_classify_status__follows_the_spec_table(status: int, category: ErrorCat
     assert error.category.retryable is (category in (ErrorCategory.TRANSIENT, ErrorCategory.AUTH))
 
 
-@pytest.mark.parametrize(("status", "counted"), [(401, False), (403, False), (404, False), (400, False),
-                                                 (429, True), (503, True), (501, True)])
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [(401, False), (403, False), (404, False), (400, False), (429, True), (503, True), (501, True)],
+)
 def test_counts_for_breaker__only_transient_failures_count(status: int, counted: bool) -> None:
     assert counts_for_breaker(classify_status(status, URL)) is counted
 

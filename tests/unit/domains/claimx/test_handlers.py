@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import ErrorCategory, PermanentError
 from domains.claimx.api_errors import ClaimXApiError
 from domains.claimx.coerce import iso
 from domains.claimx.handlers import EntityRows, HandlerResult, handle, handle_media_batch
 from domains.claimx.models import ClaimXEvent, parse_claimx_record
 from domains.names import Table
-from pipeline.errors import ErrorCategory, PermanentError
 from tests.unit.domains.claimx.conftest import NOW, SampleApi, expectations, sample_lines
 
 LINES = sample_lines()
@@ -71,9 +71,11 @@ def test_handle__project_created_maps_project_and_three_contacts(api: SampleApi)
     assert project["street2"] == "Unit 2" and project["custom_attribute3"] is None
     assert project["created_at"] == iso(NOW) and project["last_enriched_at"] == iso(NOW)
     contacts = {(c["contact_type"], c["contact_email"]): c for c in rows.contacts}
-    assert set(contacts) == {("POLICYHOLDER", "jordan.testperson@example.com"),
-                             ("CLAIM_REP", "adjuster.one@example.com"),
-                             ("CLAIM_REP", "desk.adjuster@example.com")}
+    assert set(contacts) == {
+        ("POLICYHOLDER", "jordan.testperson@example.com"),
+        ("CLAIM_REP", "adjuster.one@example.com"),
+        ("CLAIM_REP", "desk.adjuster@example.com"),
+    }
     holder = contacts[("POLICYHOLDER", "jordan.testperson@example.com")]
     assert holder["is_primary_contact"] is True and holder["first_name"] == "Jordan"
     assert holder["phone_country_code"] == 1 and holder["master_file_name"] is None
@@ -96,8 +98,10 @@ def test_handle__mfn_added_overrides_the_api_mfn(api: SampleApi) -> None:
     event = _event(5).model_copy(update={"master_file_name": "MFN-FROM-EVENT"})
     rows = handle(event, api, now=NOW, cache=None).rows
     assert rows.projects[0]["master_file_name"] == "MFN-FROM-EVENT"
-    assert handle(_event(5), api, now=NOW, cache=None).rows.projects[0]["master_file_name"] == (
-        EXPECTED[5]["project_row_override"]["master_file_name"])
+    assert (
+        handle(_event(5), api, now=NOW, cache=None).rows.projects[0]["master_file_name"]
+        == (EXPECTED[5]["project_row_override"]["master_file_name"])
+    )
 
 
 def test_handle__media_row_maps_coordinates_expiry_and_task_assignment(api: SampleApi) -> None:
@@ -117,8 +121,10 @@ def test_handle__media_row_prefers_expires_at_key_and_camel_case_assignment() ->
     class Port(SampleApi):
         def get_project_media(self, project_id, media_ids=None):  # type: ignore[no-untyped-def]
             items = super().get_project_media(project_id, media_ids)
-            return [{**m, "taskAssignmentID": None, "taskAssignmentId": 42,
-                     "expiresAt": "2030-01-01T00:00:00Z"} for m in items]
+            return [
+                {**m, "taskAssignmentID": None, "taskAssignmentId": 42, "expiresAt": "2030-01-01T00:00:00Z"}
+                for m in items
+            ]
 
     row = handle(_event(2), Port(), now=NOW, cache=None).rows.media[0]
     assert row["task_assignment_id"] == "42"
@@ -142,7 +148,9 @@ def test_handle__task_event_maps_task_template_link_and_link_contact(api: Sample
     link_contact = [c for c in rows.contacts if c["task_assignment_id"] is not None]
     assert len(link_contact) == 1
     assert link_contact[0]["task_assignment_id"] == 7700001
-    assert link_contact[0]["is_primary_contact"] is None  # unknown to the task API; never overrides the project
+    assert (
+        link_contact[0]["is_primary_contact"] is None
+    )  # unknown to the task API; never overrides the project
     assert link_contact[0]["contact_type"] == "POLICYHOLDER"
 
 
@@ -169,17 +177,28 @@ def test_handle__xa_linking_emits_only_its_flag_columns_without_api(api: SampleA
     result = handle(_event(17), api, now=NOW, cache=None)
     assert api.calls == [] and result.api_calls == 0
     row = result.rows.projects[0]
-    assert row == {"project_id": "5010002", "xa_autolink_fail": True, "xa_autolink_fail_at": iso(NOW),
-                   "event_id": _event(17).event_id, "updated_at": iso(NOW)}
+    assert row == {
+        "project_id": "5010002",
+        "xa_autolink_fail": True,
+        "xa_autolink_fail_at": iso(NOW),
+        "event_id": _event(17).event_id,
+        "updated_at": iso(NOW),
+    }
 
 
 def test_handle__personal_property_sets_contents_task_at_to_ingested_time(api: SampleApi) -> None:
     event = _event(18)
     result = handle(event, api, now=NOW, cache=None)
     assert not result.skipped and api.calls == []
-    assert result.rows.projects == [{"project_id": "5010002", "contents_task_sent": True,
-                                     "contents_task_at": "2026-01-05T17:25:00+00:00",
-                                     "event_id": event.event_id, "updated_at": iso(NOW)}]
+    assert result.rows.projects == [
+        {
+            "project_id": "5010002",
+            "contents_task_sent": True,
+            "contents_task_at": "2026-01-05T17:25:00+00:00",
+            "event_id": event.event_id,
+            "updated_at": iso(NOW),
+        }
+    ]
 
 
 def test_handle__conversation_succeeds_with_no_rows_and_no_calls(api: SampleApi) -> None:
@@ -189,8 +208,10 @@ def test_handle__conversation_succeeds_with_no_rows_and_no_calls(api: SampleApi)
 
 
 def test_handle__unknown_type_is_skipped_without_calls(api: SampleApi) -> None:
-    event = parse_claimx_record({"eventType": "SOMETHING_NEW", "projectId": "5010001",
-                                 "IngestionTime": "2026-01-05T17:00:00Z"}, kafka_timestamp=None)
+    event = parse_claimx_record(
+        {"eventType": "SOMETHING_NEW", "projectId": "5010001", "IngestionTime": "2026-01-05T17:00:00Z"},
+        kafka_timestamp=None,
+    )
     result = handle(event, api, now=NOW, cache=None)
     assert result.skipped and result.rows.is_empty and api.calls == []
 
@@ -199,8 +220,9 @@ def test_handle__project_404_raises_permanent_api_error(api: SampleApi) -> None:
     with pytest.raises(ClaimXApiError) as info:
         handle(_event(20), api, now=NOW, cache=None)
     assert info.value.category is ErrorCategory.PERMANENT
-    assert str(info.value) == ("Not found (404): "
-                               "https://claimx-api.example.com/service/cxedirest/export/project/5099999")
+    assert str(info.value) == (
+        "Not found (404): https://claimx-api.example.com/service/cxedirest/export/project/5099999"
+    )
 
 
 def test_handle__missing_media_is_permanent(api: SampleApi) -> None:
@@ -221,24 +243,43 @@ def test_handle__snake_case_duplicate_enriches_like_line_2(api: SampleApi) -> No
 
 def test_by_table__maps_entities_to_table_names(api: SampleApi) -> None:
     tables = handle(_event(6), api, now=NOW, cache=None).rows.by_table()
-    assert set(tables) == {Table.CLAIMX_PROJECTS, Table.CLAIMX_CONTACTS, Table.CLAIMX_TASKS,
-                           Table.CLAIMX_TASK_TEMPLATES, Table.CLAIMX_EXTERNAL_LINKS}
+    assert set(tables) == {
+        Table.CLAIMX_PROJECTS,
+        Table.CLAIMX_CONTACTS,
+        Table.CLAIMX_TASKS,
+        Table.CLAIMX_TASK_TEMPLATES,
+        Table.CLAIMX_EXTERNAL_LINKS,
+    }
 
 
 # --- media batching -------------------------------------------------------------------------------
 
+
 def _media_event(project: str, media: str, second: int = 0) -> ClaimXEvent:
-    return parse_claimx_record({"eventType": "PROJECT_FILE_ADDED", "projectId": project, "mediaId": media,
-                                "IngestionTime": f"2026-01-05T17:01:{second:02d}Z"}, kafka_timestamp=None)
+    return parse_claimx_record(
+        {
+            "eventType": "PROJECT_FILE_ADDED",
+            "projectId": project,
+            "mediaId": media,
+            "IngestionTime": f"2026-01-05T17:01:{second:02d}Z",
+        },
+        kafka_timestamp=None,
+    )
 
 
 def test_media_batch__small_group_asks_by_id_and_attaches_project_rows_to_first(api: SampleApi) -> None:
     events = [_media_event("5010001", m, i) for i, m in enumerate(["880001", "880002", "889999"])]
     out = handle_media_batch(events, api, now=NOW, cache=None)
-    assert api.calls == ["GET /export/project/5010001/media?mediaIds=880001,880002,889999",
-                         "GET /export/project/5010001"]
+    assert api.calls == [
+        "GET /export/project/5010001/media?mediaIds=880001,880002,889999",
+        "GET /export/project/5010001",
+    ]
     first, second, missing = (out[e.event_id] for e in events)
-    assert isinstance(first, HandlerResult) and first.rows.counts() == {"projects": 1, "contacts": 3, "media": 1}
+    assert isinstance(first, HandlerResult) and first.rows.counts() == {
+        "projects": 1,
+        "contacts": 3,
+        "media": 1,
+    }
     assert first.api_calls == 2
     assert isinstance(second, HandlerResult) and second.rows.counts() == {"media": 1}
     assert second.api_calls == 0 and second.rows.media[0]["event_id"] == events[1].event_id

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import ErrorCategory, PermanentError
+from core.security.presigned import inspect_presigned
 from domains.claimx.handlers import handle
 from domains.claimx.media import download_plans, media_blob_path, refresh_media_url
 from domains.claimx.models import parse_claimx_record
-from pipeline.errors import ErrorCategory, PermanentError
-from pipeline.security.presigned import inspect_presigned
 from tests.unit.domains.claimx.conftest import NOW, SampleApi, expectations, sample_lines
 
 EXPECTED = {e["line"]: e for e in expectations()}
@@ -65,8 +65,10 @@ def test_blob_path__file_name_is_capped_to_255_bytes_keeping_the_extension() -> 
 
 
 def test_download_plans__rows_without_link_are_skipped() -> None:
-    rows = [{"media_id": "1", "project_id": "2", "full_download_link": None, "event_id": "e"},
-            {"media_id": "3", "project_id": "2", "full_download_link": "  ", "event_id": "e"}]
+    rows = [
+        {"media_id": "1", "project_id": "2", "full_download_link": None, "event_id": "e"},
+        {"media_id": "3", "project_id": "2", "full_download_link": "  ", "event_id": "e"},
+    ]
     assert download_plans(rows) == []
 
 

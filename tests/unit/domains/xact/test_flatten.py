@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from core.errors import ErrorCategory
 from domains.xact.flatten import (
     XACT_ATTACHMENT_COLUMNS,
     XACT_ATTACHMENT_FAILED_COLUMNS,
@@ -16,7 +17,6 @@ from domains.xact.flatten import (
     flatten_event,
 )
 from domains.xact.models import parse_xact_record
-from pipeline.errors import ErrorCategory
 from tests.samples import SAMPLES
 
 LINES = (SAMPLES / "xact_events.jsonl").read_text(encoding="utf-8").splitlines()
@@ -30,8 +30,15 @@ def _flatten(number: int, event_id: str = "e-id") -> dict:
 
 def test_columns__31_current_columns_in_spec_order():
     assert len(XACT_EVENT_COLUMNS) == 31 == len(set(XACT_EVENT_COLUMNS))
-    assert XACT_EVENT_COLUMNS[:7] == ("type", "status_subtype", "version", "ingested_at", "event_date",
-                                      "trace_id", "event_id")
+    assert XACT_EVENT_COLUMNS[:7] == (
+        "type",
+        "status_subtype",
+        "version",
+        "ingested_at",
+        "event_date",
+        "trace_id",
+        "event_id",
+    )
     assert XACT_EVENT_COLUMNS[19:22] == ("event_datetime_mdt", "attachments", "claim_number")
     assert XACT_EVENT_COLUMNS[-3:] == ("raw_json", "created_at", "created_date")
 
@@ -62,8 +69,8 @@ def test_flatten__line_1_full_row():
         "carrier_reviewer_email": "casey.carrier@example.org",
         "event_datetime_mdt": "2026-01-05T07:02:11",
         "attachments": "https://xn-exportreceiver.s3.example.com/exports/A-7100451/3f9b2c1e/Inspection_Report.pdf,"
-                       "https://xn-exportreceiver.s3.example.com/exports/A-7100451/3f9b2c1e/front_elevation.jpg,"
-                       "https://xn-exportreceiver.s3.example.com/exports/A-7100451/3f9b2c1e/roof_sketch.xml",
+        "https://xn-exportreceiver.s3.example.com/exports/A-7100451/3f9b2c1e/front_elevation.jpg,"
+        "https://xn-exportreceiver.s3.example.com/exports/A-7100451/3f9b2c1e/roof_sketch.xml",
         "claim_number": "CLM-TEST-000451",
         "contact_type": "Insured",
         "contact_name": "Jordan Testperson",
@@ -96,7 +103,10 @@ def test_flatten__line_13_data_as_string_is_extracted_and_raw_json_keeps_the_str
     assert row["assignment_id"] == "A-7100460"
     assert row["claim_number"] == "CLM-TEST-000460"
     assert row["description"] == "data delivered as string"
-    assert row["attachments"] == "https://xn-exportreceiver.s3.example.com/exports/A-7100460/signed_agreement.pdf"
+    assert (
+        row["attachments"]
+        == "https://xn-exportreceiver.s3.example.com/exports/A-7100460/signed_agreement.pdf"
+    )
     assert isinstance(json.loads(row["raw_json"])["data"], str)
 
 
@@ -126,8 +136,12 @@ def test_flatten__event_id_is_the_one_passed_in():
 
 
 def test_flatten__unparseable_data_gives_null_data_columns():
-    raw_row = {"type": "verisk.claims.property.xn.documentsReceived", "traceId": "t",
-               "utcDateTime": "2026-01-05T14:02:11Z", "data": "{not json"}
+    raw_row = {
+        "type": "verisk.claims.property.xn.documentsReceived",
+        "traceId": "t",
+        "utcDateTime": "2026-01-05T14:02:11Z",
+        "data": "{not json",
+    }
     row = flatten_event(parse_xact_record(raw_row), raw_row, event_id="e", now=NOW)
     data_columns = XACT_EVENT_COLUMNS[7:28]
     assert all(row[column] is None for column in data_columns)
@@ -136,10 +150,19 @@ def test_flatten__unparseable_data_gives_null_data_columns():
 
 
 def test_flatten__non_object_intermediate_is_null_and_non_strings_become_text():
-    raw_row = {"type": "x.y", "traceId": "t", "utcDateTime": "2026-01-05T14:02:11Z",
-               "data": {"contact": "not an object", "adm": {"coverageLoss": {"claimNumber": 451}},
-                        "carrierId": 42, "note": True, "description": {"b": 1, "a": [1, 2]},
-                        "attachments": ["https://h/a.pdf", "", None, "https://h/b.pdf"]}}
+    raw_row = {
+        "type": "x.y",
+        "traceId": "t",
+        "utcDateTime": "2026-01-05T14:02:11Z",
+        "data": {
+            "contact": "not an object",
+            "adm": {"coverageLoss": {"claimNumber": 451}},
+            "carrierId": 42,
+            "note": True,
+            "description": {"b": 1, "a": [1, 2]},
+            "attachments": ["https://h/a.pdf", "", None, "https://h/b.pdf"],
+        },
+    }
     row = flatten_event(parse_xact_record(raw_row), raw_row, event_id="e", now=NOW)
     assert row["contact_name"] is None and row["contact_phone_number"] is None
     assert (row["claim_number"], row["carrier_id"], row["note"]) == ("451", "42", "true")
@@ -155,9 +178,17 @@ def test_flatten__event_time_with_offset_is_converted_to_utc_date():
 
 def test_attachment_row__columns_and_event_date_from_downloaded_at():
     row = attachment_row(
-        media_id="m-1", trace_id="t-1", attachment_url="https://h/a.pdf", blob_path="documentsReceived/A/t-1/A_a.pdf",
-        file_type="PDF", status_subtype="documentsReceived", assignment_id="A", bytes_downloaded=1234,
-        downloaded_at=datetime(2026, 1, 5, 23, 59, 59, tzinfo=UTC), now=datetime(2026, 1, 6, 0, 0, 5, tzinfo=UTC))
+        media_id="m-1",
+        trace_id="t-1",
+        attachment_url="https://h/a.pdf",
+        blob_path="documentsReceived/A/t-1/A_a.pdf",
+        file_type="PDF",
+        status_subtype="documentsReceived",
+        assignment_id="A",
+        bytes_downloaded=1234,
+        downloaded_at=datetime(2026, 1, 5, 23, 59, 59, tzinfo=UTC),
+        now=datetime(2026, 1, 6, 0, 0, 5, tzinfo=UTC),
+    )
     assert tuple(row) == XACT_ATTACHMENT_COLUMNS
     assert row["event_date"] == "2026-01-05"
     assert row["downloaded_at"] == "2026-01-05T23:59:59.000000+00:00"
@@ -166,10 +197,21 @@ def test_attachment_row__columns_and_event_date_from_downloaded_at():
 
 
 def _failed(**overrides) -> dict:
-    args = dict(media_id="m-1", trace_id="t-1", attachment_url="https://h/a.zip", blob_path="p/A/t-1/A_a.zip",
-                status_subtype="documentsReceived", assignment_id="A", status="failed_permanent",
-                error_message="File extension 'zip' not allowed", error_category=ErrorCategory.PERMANENT,
-                http_status=None, retry_count=0, failed_at=datetime(2026, 1, 5, 12, tzinfo=UTC), now=NOW)
+    args = dict(
+        media_id="m-1",
+        trace_id="t-1",
+        attachment_url="https://h/a.zip",
+        blob_path="p/A/t-1/A_a.zip",
+        status_subtype="documentsReceived",
+        assignment_id="A",
+        status="failed_permanent",
+        error_message="File extension 'zip' not allowed",
+        error_category=ErrorCategory.PERMANENT,
+        http_status=None,
+        retry_count=0,
+        failed_at=datetime(2026, 1, 5, 12, tzinfo=UTC),
+        now=NOW,
+    )
     return failed_row(**{**args, **overrides})
 
 
@@ -193,6 +235,10 @@ def test_failed_row__long_message_truncated_to_500_chars():
 
 
 def test_failed_row__rejected_at_dispatch_without_blob_path():
-    row = _failed(status="rejected", blob_path=None, error_message="Domain not in allowlist: untrusted.example.net",
-                  http_status=None)
+    row = _failed(
+        status="rejected",
+        blob_path=None,
+        error_message="Domain not in allowlist: untrusted.example.net",
+        http_status=None,
+    )
     assert row["status"] == "rejected" and row["blob_path"] is None

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.errors import ErrorCategory, PermanentError
 from domains.xact.models import XactEvent, XactParseError, parse_xact_record
-from pipeline.errors import ErrorCategory, PermanentError
 from tests.samples import SAMPLES
 
 LINES = (SAMPLES / "xact_events.jsonl").read_text(encoding="utf-8").splitlines()
@@ -38,19 +38,33 @@ def test_parse__accepts_bytes_and_dicts():
     assert parse_xact_record(json.loads(_line(1))).trace_id.endswith("4e01")
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ('{"type": "verisk.claims.property.xn.documentsReceived", "utcDateTime": "2026-01-05T14:02:11Z"}',
-     "traceId is required"),
-    ('{"type": "verisk.claims.property.xn.documentsReceived", "utcDateTime": "2026-01-05T14:02:11Z",'
-     ' "traceId": "   "}', "traceId must be a non-blank string"),
-    ('{"utcDateTime": "2026-01-05T14:02:11Z", "traceId": "t-1"}', "type is required"),
-    ('{"type": " ", "utcDateTime": "2026-01-05T14:02:11Z", "traceId": "t-1"}', "type must be a non-blank"),
-    ('{"type": "x.y", "utcDateTime": "yesterday at noon", "traceId": "t-1"}', "utcDateTime must be an ISO-8601"),
-    ('{"type": "x.y", "traceId": "t-1"}', "utcDateTime is required"),
-    ('[1, 2]', "must be a JSON object, got list"),
-    ('"just a string"', "must be a JSON object, got str"),
-    (b'\xff\xfe{}', "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            '{"type": "verisk.claims.property.xn.documentsReceived", "utcDateTime": "2026-01-05T14:02:11Z"}',
+            "traceId is required",
+        ),
+        (
+            '{"type": "verisk.claims.property.xn.documentsReceived", "utcDateTime": "2026-01-05T14:02:11Z",'
+            ' "traceId": "   "}',
+            "traceId must be a non-blank string",
+        ),
+        ('{"utcDateTime": "2026-01-05T14:02:11Z", "traceId": "t-1"}', "type is required"),
+        (
+            '{"type": " ", "utcDateTime": "2026-01-05T14:02:11Z", "traceId": "t-1"}',
+            "type must be a non-blank",
+        ),
+        (
+            '{"type": "x.y", "utcDateTime": "yesterday at noon", "traceId": "t-1"}',
+            "utcDateTime must be an ISO-8601",
+        ),
+        ('{"type": "x.y", "traceId": "t-1"}', "utcDateTime is required"),
+        ("[1, 2]", "must be a JSON object, got list"),
+        ('"just a string"', "must be a JSON object, got str"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+)
 def test_parse__invalid_records_raise_clear_parse_errors(raw, message):
     with pytest.raises(XactParseError, match=message):
         parse_xact_record(raw)
@@ -82,22 +96,35 @@ def test_data_as_string__line_13_is_decoded_to_an_object():
     assert isinstance(event.data, dict)
     assert event.assignment_id == "A-7100460"
     assert event.attachments == [
-        "https://xn-exportreceiver.s3.example.com/exports/A-7100460/signed_agreement.pdf"]
+        "https://xn-exportreceiver.s3.example.com/exports/A-7100460/signed_agreement.pdf"
+    ]
 
 
 @pytest.mark.parametrize("data", ['{"assignmentId": ', "[1, 2]", 42, None, ["a"]])
 def test_data__unusable_values_become_empty(data):
-    event = parse_xact_record({"type": "x.y", "traceId": "t", "utcDateTime": "2026-01-05T14:02:11Z",
-                               "data": data})
+    event = parse_xact_record(
+        {"type": "x.y", "traceId": "t", "utcDateTime": "2026-01-05T14:02:11Z", "data": data}
+    )
     assert event.data == {} and event.assignment_id is None and event.attachments == []
 
 
-@pytest.mark.parametrize(("version", "parsed"), [
-    (1, 1), ("2", 2), (" 3 ", 3), ("-1", -1), ("v2.1", "v2.1"), ("2.0", "2.0"), (2.0, 2), (None, None),
-])
+@pytest.mark.parametrize(
+    ("version", "parsed"),
+    [
+        (1, 1),
+        ("2", 2),
+        (" 3 ", 3),
+        ("-1", -1),
+        ("v2.1", "v2.1"),
+        ("2.0", "2.0"),
+        (2.0, 2),
+        (None, None),
+    ],
+)
 def test_version__numeric_strings_become_int_other_strings_kept(version, parsed):
-    event = parse_xact_record({"type": "x.y", "traceId": "t", "utcDateTime": "2026-01-05T14:02:11Z",
-                               "version": version})
+    event = parse_xact_record(
+        {"type": "x.y", "traceId": "t", "utcDateTime": "2026-01-05T14:02:11Z", "version": version}
+    )
     assert event.version == parsed and type(event.version) is type(parsed)
 
 
@@ -106,8 +133,13 @@ def test_version__line_14_numeric_string_is_int():
 
 
 def test_type_and_trace_id_are_trimmed():
-    event = parse_xact_record({"type": "  verisk.claims.property.xn.documentsReceived ", "traceId": " t-1 ",
-                               "utcDateTime": " 2026-01-05T14:02:11Z "})
+    event = parse_xact_record(
+        {
+            "type": "  verisk.claims.property.xn.documentsReceived ",
+            "traceId": " t-1 ",
+            "utcDateTime": " 2026-01-05T14:02:11Z ",
+        }
+    )
     assert event.type == "verisk.claims.property.xn.documentsReceived"
     assert event.trace_id == "t-1"
     assert event.status_subtype == "documentsReceived"
@@ -120,9 +152,16 @@ def test_event_time__trailing_z_and_naive_times_are_utc():
 
 
 def test_attachments__blanks_and_non_strings_dropped_repeats_removed_order_kept():
-    event = parse_xact_record({"type": "x.y", "traceId": "t", "utcDateTime": "2026-01-05T14:02:11Z",
-                               "data": {"attachments": ["https://h/b.pdf", "", None, 7, "  ",
-                                                        "https://h/a.pdf", "https://h/b.pdf"]}})
+    event = parse_xact_record(
+        {
+            "type": "x.y",
+            "traceId": "t",
+            "utcDateTime": "2026-01-05T14:02:11Z",
+            "data": {
+                "attachments": ["https://h/b.pdf", "", None, 7, "  ", "https://h/a.pdf", "https://h/b.pdf"]
+            },
+        }
+    )
     assert event.attachments == ["https://h/b.pdf", "https://h/a.pdf"]
 
 
@@ -131,8 +170,14 @@ def test_assignment_and_estimate_version__trimmed_blank_is_none():
     assert (event.assignment_id, event.estimate_version) == ("A-7100451", "2")
     assert parse_xact_record(_line(5)).estimate_version is None
     assert parse_xact_record(_line(8)).assignment_id is None
-    blank = parse_xact_record({"type": "x.y", "traceId": "t", "utcDateTime": "2026-01-05T14:02:11Z",
-                               "data": {"assignmentId": "  ", "estimateVersion": 2}})
+    blank = parse_xact_record(
+        {
+            "type": "x.y",
+            "traceId": "t",
+            "utcDateTime": "2026-01-05T14:02:11Z",
+            "data": {"assignmentId": "  ", "estimateVersion": 2},
+        }
+    )
     assert blank.assignment_id is None and blank.estimate_version == "2"
 
 

@@ -19,10 +19,16 @@ EXPECTED = json.loads((SAMPLES / "expected" / "xact_expectations.json").read_tex
 # DECISIONS "How to read the samples' expected outcomes": where the expectations file records
 # CURRENT behaviour this project does not follow, these values win.
 _OVERRIDES: dict[tuple[int, int], dict[str, str]] = {
-    (16, 0): {"blob_path": "firstNoticeOfLossReceived/A-7100462/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e16/"
-                           "A-7100462_FNOL_fnol_statement.pdf", "file_type": "PDF"},
-    (18, 0): {"blob_path": "documentsReceived/A-7100464/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e18/"
-                           "A-7100464_water damage closeup.png", "file_type": "PNG"},
+    (16, 0): {
+        "blob_path": "firstNoticeOfLossReceived/A-7100462/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e16/"
+        "A-7100462_FNOL_fnol_statement.pdf",
+        "file_type": "PDF",
+    },
+    (18, 0): {
+        "blob_path": "documentsReceived/A-7100464/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e18/"
+        "A-7100464_water damage closeup.png",
+        "file_type": "PNG",
+    },
 }
 
 
@@ -33,17 +39,30 @@ def _expected_attachments() -> list[Any]:
             if "blob_path" not in attachment:
                 continue  # rejected at ingest: no path recorded in the expectations
             want = {**attachment, **_OVERRIDES.get((event["line"], index), {})}
-            cases.append(pytest.param(event["line"], want["attachment_url"], want["blob_path"],
-                                      want["file_type"], id=f"line{event['line']}-{index}"))
+            cases.append(
+                pytest.param(
+                    event["line"],
+                    want["attachment_url"],
+                    want["blob_path"],
+                    want["file_type"],
+                    id=f"line{event['line']}-{index}",
+                )
+            )
     return cases
 
 
-def _event(type_: str = "verisk.claims.property.xn.documentsReceived", *, trace_id: str = "trace-123",
-           assignment_id: Any = "assignment-456", attachments: list[Any] | None = None,
-           **data: Any) -> XactEvent:
+def _event(
+    type_: str = "verisk.claims.property.xn.documentsReceived",
+    *,
+    trace_id: str = "trace-123",
+    assignment_id: Any = "assignment-456",
+    attachments: list[Any] | None = None,
+    **data: Any,
+) -> XactEvent:
     payload = {"assignmentId": assignment_id, "attachments": attachments or [], **data}
-    return parse_xact_record({"type": type_, "traceId": trace_id, "utcDateTime": "2026-01-05T14:02:11Z",
-                              "data": payload})
+    return parse_xact_record(
+        {"type": type_, "traceId": trace_id, "utcDateTime": "2026-01-05T14:02:11Z", "data": payload}
+    )
 
 
 def _one(event: XactEvent) -> AttachmentPlan:
@@ -80,21 +99,45 @@ def test_plan__every_sample_attachment_matches_expectations(line, url, blob_path
 def test_plan__sample_plans_keep_attachment_order():
     event = parse_xact_record(LINES[16])
     assert [plan.file_name for plan in plan_attachments(event)] == [
-        f"A-7100463_photo_0{n}.jpg" for n in range(1, 6)]
+        f"A-7100463_photo_0{n}.jpg" for n in range(1, 6)
+    ]
 
 
-@pytest.mark.parametrize(("type_", "name", "extra", "blob_path"), [
-    ("verisk.claims.property.xn.documentsReceived", "document.pdf", {},
-     "documentsReceived/assignment-456/trace-123/assignment-456_document.pdf"),
-    ("verisk.claims.property.xn.firstNoticeOfLossReceived", "fnol_report.pdf", {},
-     "firstNoticeOfLossReceived/assignment-456/trace-123/assignment-456_FNOL_fnol_report.pdf"),
-    ("verisk.claims.property.xn.estimatePackageReceived", "estimate.pdf", {"estimateVersion": "v2.1"},
-     "estimatePackageReceived/assignment-456/trace-123/assignment-456_v2.1_estimate.pdf"),
-    ("verisk.claims.property.xn.estimatePackageReceived", "estimate.pdf", {},
-     "estimatePackageReceived/assignment-456/trace-123/assignment-456_unknown_estimate.pdf"),
-    ("verisk.claims.property.xn.unknownEventType", "file.pdf", {},
-     "unknownEventType/assignment-456/trace-123/assignment-456_file.pdf"),
-])
+@pytest.mark.parametrize(
+    ("type_", "name", "extra", "blob_path"),
+    [
+        (
+            "verisk.claims.property.xn.documentsReceived",
+            "document.pdf",
+            {},
+            "documentsReceived/assignment-456/trace-123/assignment-456_document.pdf",
+        ),
+        (
+            "verisk.claims.property.xn.firstNoticeOfLossReceived",
+            "fnol_report.pdf",
+            {},
+            "firstNoticeOfLossReceived/assignment-456/trace-123/assignment-456_FNOL_fnol_report.pdf",
+        ),
+        (
+            "verisk.claims.property.xn.estimatePackageReceived",
+            "estimate.pdf",
+            {"estimateVersion": "v2.1"},
+            "estimatePackageReceived/assignment-456/trace-123/assignment-456_v2.1_estimate.pdf",
+        ),
+        (
+            "verisk.claims.property.xn.estimatePackageReceived",
+            "estimate.pdf",
+            {},
+            "estimatePackageReceived/assignment-456/trace-123/assignment-456_unknown_estimate.pdf",
+        ),
+        (
+            "verisk.claims.property.xn.unknownEventType",
+            "file.pdf",
+            {},
+            "unknownEventType/assignment-456/trace-123/assignment-456_file.pdf",
+        ),
+    ],
+)
 def test_plan__spec_3_2_examples(type_, name, extra, blob_path):
     url = f"https://files.example.com/x/{name}"
     plan = _one(_event(type_, attachments=[url], **extra))
@@ -123,18 +166,29 @@ def test_plan__same_url_twice_is_one_attachment():
 
 
 def test_plan__different_urls_with_same_name_get_numbered_suffixes():
-    urls = ["https://files.example.com/a/photo.jpg", "https://files.example.com/b/photo.jpg",
-            "https://files.example.com/a/photo.jpg?v=2", "https://files.example.com/c/PHOTO.JPG"]
+    urls = [
+        "https://files.example.com/a/photo.jpg",
+        "https://files.example.com/b/photo.jpg",
+        "https://files.example.com/a/photo.jpg?v=2",
+        "https://files.example.com/c/PHOTO.JPG",
+    ]
     plans = plan_attachments(_event(assignment_id="A-1", attachments=urls))
     assert [plan.file_name for plan in plans] == [
-        "A-1_photo.jpg", "A-1_photo_2.jpg", "A-1_photo_3.jpg", "A-1_PHOTO_4.jpg"]
+        "A-1_photo.jpg",
+        "A-1_photo_2.jpg",
+        "A-1_photo_3.jpg",
+        "A-1_PHOTO_4.jpg",
+    ]
     assert len({plan.blob_path for plan in plans}) == 4
     assert len({plan.media_id for plan in plans}) == 4
 
 
 def test_plan__suffix_skips_names_already_taken():
-    urls = ["https://files.example.com/a/photo.jpg", "https://files.example.com/a/photo_2.jpg",
-            "https://files.example.com/b/photo.jpg"]
+    urls = [
+        "https://files.example.com/a/photo.jpg",
+        "https://files.example.com/a/photo_2.jpg",
+        "https://files.example.com/b/photo.jpg",
+    ]
     names = [plan.file_name for plan in plan_attachments(_event(assignment_id="A-1", attachments=urls))]
     assert names == ["A-1_photo.jpg", "A-1_photo_2.jpg", "A-1_photo_3.jpg"]
 
@@ -145,15 +199,18 @@ def test_plan__collisions_without_extension_get_suffix_at_the_end():
     assert names == ["A-1_blob", "A-1_blob_2"]
 
 
-@pytest.mark.parametrize(("url", "file_name", "file_type"), [
-    ("https://files.example.com/x/..%2F..%2Fetc%2Fpasswd", "A-1_passwd", "UNKNOWN"),
-    ("https://files.example.com/x/%2e%2e", "A-1_attachment", "UNKNOWN"),
-    ("https://files.example.com/x/%2e%2e%2f%2e%2e%2fsecret.pdf", "A-1_secret.pdf", "PDF"),
-    ("https://files.example.com/x/..%5C..%5Cwin.ini", "A-1_win.ini", "INI"),
-    ("https://files.example.com/x/a\\..\\..\\evil.pdf", "A-1_evil.pdf", "PDF"),
-    ("https://files.example.com/dl?filename=..%2F..%2Fevil.pdf", "A-1_evil.pdf", "PDF"),
-    ("https://files.example.com/dl?filename=..\\..\\evil.pdf", "A-1_evil.pdf", "PDF"),
-])
+@pytest.mark.parametrize(
+    ("url", "file_name", "file_type"),
+    [
+        ("https://files.example.com/x/..%2F..%2Fetc%2Fpasswd", "A-1_passwd", "UNKNOWN"),
+        ("https://files.example.com/x/%2e%2e", "A-1_attachment", "UNKNOWN"),
+        ("https://files.example.com/x/%2e%2e%2f%2e%2e%2fsecret.pdf", "A-1_secret.pdf", "PDF"),
+        ("https://files.example.com/x/..%5C..%5Cwin.ini", "A-1_win.ini", "INI"),
+        ("https://files.example.com/x/a\\..\\..\\evil.pdf", "A-1_evil.pdf", "PDF"),
+        ("https://files.example.com/dl?filename=..%2F..%2Fevil.pdf", "A-1_evil.pdf", "PDF"),
+        ("https://files.example.com/dl?filename=..\\..\\evil.pdf", "A-1_evil.pdf", "PDF"),
+    ],
+)
 def test_plan__traversal_in_url_names_stays_in_the_folder(url, file_name, file_type):
     plan = _one(_event(assignment_id="A-1", attachments=[url]))
     assert (plan.file_name, plan.file_type) == (file_name, file_type)
@@ -161,25 +218,31 @@ def test_plan__traversal_in_url_names_stays_in_the_folder(url, file_name, file_t
     _assert_contained(plan.blob_path)
 
 
-@pytest.mark.parametrize(("assignment_id", "folder", "file_name"), [
-    ("../x", "_x", "_x_photo.jpg"),
-    ("..\\..\\x", "_.._x", "_.._x_photo.jpg"),
-    ("a/b", "a_b", "a_b_photo.jpg"),
-    ("..", "unknown", "_photo.jpg"),
-])
+@pytest.mark.parametrize(
+    ("assignment_id", "folder", "file_name"),
+    [
+        ("../x", "_x", "_x_photo.jpg"),
+        ("..\\..\\x", "_.._x", "_.._x_photo.jpg"),
+        ("a/b", "a_b", "a_b_photo.jpg"),
+        ("..", "unknown", "_photo.jpg"),
+    ],
+)
 def test_plan__traversal_in_assignment_id_stays_in_the_folder(assignment_id, folder, file_name):
     plan = _one(_event(assignment_id=assignment_id, attachments=["https://files.example.com/photo.jpg"]))
     assert plan.blob_path == f"documentsReceived/{folder}/trace-123/{file_name}"
     _assert_contained(plan.blob_path)
 
 
-@pytest.mark.parametrize(("type_", "folder"), [
-    ("verisk.claims.property.xn.a/../../b", "_b"),  # subtype = text after the last dot: "/b"
-    ("verisk.claims.property.xn.a\\b", "a_b"),
-    ("verisk.claims.property.xn.", "unknown"),
-    ("verisk.claims.property.xn...", "unknown"),
-    ("..\\..\\x", "_x"),
-])
+@pytest.mark.parametrize(
+    ("type_", "folder"),
+    [
+        ("verisk.claims.property.xn.a/../../b", "_b"),  # subtype = text after the last dot: "/b"
+        ("verisk.claims.property.xn.a\\b", "a_b"),
+        ("verisk.claims.property.xn.", "unknown"),
+        ("verisk.claims.property.xn...", "unknown"),
+        ("..\\..\\x", "_x"),
+    ],
+)
 def test_plan__traversal_in_status_subtype_stays_in_the_folder(type_, folder):
     plan = _one(_event(type_, attachments=["https://files.example.com/photo.jpg"]))
     assert plan.blob_path.split("/")[0] == folder
@@ -187,8 +250,14 @@ def test_plan__traversal_in_status_subtype_stays_in_the_folder(type_, folder):
 
 
 def test_plan__traversal_in_trace_id_and_estimate_version_stays_in_the_folder():
-    plan = _one(_event("verisk.claims.property.xn.estimatePackageReceived", trace_id="../../etc",
-                       estimateVersion="../../v1", attachments=["https://files.example.com/e.pdf"]))
+    plan = _one(
+        _event(
+            "verisk.claims.property.xn.estimatePackageReceived",
+            trace_id="../../etc",
+            estimateVersion="../../v1",
+            attachments=["https://files.example.com/e.pdf"],
+        )
+    )
     assert plan.blob_path == "estimatePackageReceived/assignment-456/_.._etc/assignment-456_.._.._v1_e.pdf"
     _assert_contained(plan.blob_path)
 

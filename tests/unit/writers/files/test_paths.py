@@ -7,12 +7,26 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError, PermanentError
 from domains.names import Domain
-from pipeline.errors import ConfigError, PermanentError
 from writers.files import LocalFileStore, parse_abfss, validate_blob_path
 
-HOSTILE = ["", "/etc/passwd", "C:/Windows/x", "../x", "a/../../x", "a/..", "./a", "a//b", "a/", "a\\..\\b",
-           "a/\x00b", "a/\nb", "x" * 256, "é" * 128]
+HOSTILE = [
+    "",
+    "/etc/passwd",
+    "C:/Windows/x",
+    "../x",
+    "a/../../x",
+    "a/..",
+    "./a",
+    "a//b",
+    "a/",
+    "a\\..\\b",
+    "a/\x00b",
+    "a/\nb",
+    "x" * 256,
+    "é" * 128,
+]
 
 
 @pytest.mark.parametrize("blob_path", HOSTILE)
@@ -21,8 +35,17 @@ def test_validate_blob_path__refuses_hostile_paths(blob_path: str) -> None:
         validate_blob_path(blob_path)
 
 
-@pytest.mark.parametrize("blob_path", ["a.pdf", "documentsReceived/A-1/t/A-1_photo 2.jpg", "x" * 255,
-                                       "5010001/media/880001_kitchen ceiling (1).jpg", "..a/b..", "é" * 127])
+@pytest.mark.parametrize(
+    "blob_path",
+    [
+        "a.pdf",
+        "documentsReceived/A-1/t/A-1_photo 2.jpg",
+        "x" * 255,
+        "5010001/media/880001_kitchen ceiling (1).jpg",
+        "..a/b..",
+        "é" * 127,
+    ],
+)
 def test_validate_blob_path__accepts_relative_clean_paths(blob_path: str) -> None:
     assert validate_blob_path(blob_path) == blob_path
 
@@ -52,13 +75,22 @@ def test_local_store__leaves_no_temporary_file_behind(tmp_path: Path) -> None:
 def test_parse_abfss__splits_filesystem_host_and_directory() -> None:
     root = parse_abfss("abfss://ws-guid@onelake.dfs.fabric.microsoft.com/lh-guid/Files/veriskPipeline/xact/")
     assert (root.file_system, root.account_host, root.directory) == (
-        "ws-guid", "onelake.dfs.fabric.microsoft.com", "lh-guid/Files/veriskPipeline/xact")
+        "ws-guid",
+        "onelake.dfs.fabric.microsoft.com",
+        "lh-guid/Files/veriskPipeline/xact",
+    )
     assert root.account_url == "https://onelake.dfs.fabric.microsoft.com"
     assert root.uri == "abfss://ws-guid@onelake.dfs.fabric.microsoft.com/lh-guid/Files/veriskPipeline/xact"
 
 
-@pytest.mark.parametrize("uri", ["https://acct.dfs.core.windows.net/fs/dir", "abfss://onelake.dfs.fabric.microsoft.com/x",
-                                 "abfss://@host/x"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://acct.dfs.core.windows.net/fs/dir",
+        "abfss://onelake.dfs.fabric.microsoft.com/x",
+        "abfss://@host/x",
+    ],
+)
 def test_parse_abfss__rejects_other_shapes(uri: str) -> None:
     with pytest.raises(ConfigError):
         parse_abfss(uri)

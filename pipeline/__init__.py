@@ -1,1 +1,0 @@
-"""Shared core of the claims pipeline: settings, error taxonomy, security rules, CLI, simulator."""
