@@ -23,10 +23,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed  ## create .venv with $(PYTHON) and install the package and test tools into it
 
-install: venv       ## the package + test tools (in .venv), and the local stack's services (Redis, Kafka, Azurite)
+install: venv       ## the package + test tools (in .venv), and the local stack's services (Redis, Kafka, Azurite, Prometheus)
 	$(STACK) install
 
-stack-up: install   ## start Redis (AOF), Kafka (KRaft) and Azurite on 127.0.0.1; create topics
+stack-up: install   ## start Redis (AOF), Kafka (KRaft), Azurite and Prometheus on 127.0.0.1; create topics
 	$(STACK) start
 
 stack-down:         ## stop exactly what stack-up started
@@ -47,16 +47,25 @@ test-unit: venv     ## pure-logic tests only (no services)
 test-fault: stack-up  ## the long fault runs (kill workers/dispatcher, restart services)
 	RUN_SLOW=1 $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
+CHAOS_SEED ?= 1
+CHAOS_ARGS ?=
+chaos: install      ## 2,000 events while every component is SIGKILLed twice (private Redis + Kafka), then an exact audit; CHAOS_SEED=n
+	$(PY) scripts/chaos.py --seed $(CHAOS_SEED) $(CHAOS_ARGS)
+
 bench: stack-up     ## benchmarks (each compares against its baseline in the same run)
 	$(PY) bench/bench_flush.py
 	$(PY) bench/bench_dispatch.py
+	$(PY) bench/bench_large_file.py
+	$(PY) bench/bench_table_growth.py
 
 docs: venv          ## regenerate the README settings table from core/settings.py
 	$(PY) scripts/update_readme.py
 
-lint: venv          ## ruff (lint + format check), types, import rules
+lint: venv          ## ruff (lint + format check), mypy (core, domains), import rules (lint-imports)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: venv        ## apply ruff's formatting and safe fixes
 	$(PY) -m ruff format .

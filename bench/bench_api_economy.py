@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator import generate  # noqa: E402 - after the path setup
-from tests.e2e.test_api_economy import ApiEconomy, check_fresh, measure_api_calls  # noqa: E402
+from tests.e2e.test_api_economy import ApiEconomy, check_fresh, measure_api_calls  # noqa: E402 - after the path setup
 
 PROJECT_ENDPOINT = "GET /export/project/{id}"
 

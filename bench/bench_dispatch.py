@@ -1,6 +1,7 @@
 """Benchmark: dispatcher throughput (Kafka -> Celery canvases) against raw Celery publishing.
 
     python bench/bench_dispatch.py [--events 5000] [--attachments 0,2] [--batch-size 500] [--repeat 1]
+    python bench/bench_dispatch.py --compare-backpressure --repeat 5   # issue 11: cost of the check
 
 For each attachment count, ``--events`` synthetic xact events (``generate.xact_events``) are
 published to a fresh Kafka topic first; then the real :class:`dispatcher.consumer.Dispatcher` (in
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator import generate  # noqa: E402 - after the path setup
-from tests.e2e.test_faults import PrivateRedis  # noqa: E402
+from tests.e2e.test_faults import PrivateRedis  # noqa: E402 - after the path setup
 
 
 @dataclass
@@ -60,17 +61,30 @@ def _dispatch(
     app,
     events: int,
     attachments: int,
-    batch_size: int,  # noqa: ANN001
+    batch_size: int,
     seed: int,
+    backpressure: bool | None = None,
 ) -> Rate:
     from dispatcher.consumer import Dispatcher
     from ops.status import kafka_lag
-    from tests.harness import Harness, create_topics
+    from tests.harness import Harness, create_topics, release_redis_db
 
-    h = Harness(tmp, extra_env={"REDIS_URL": redis_url, "DISPATCH_BATCH_SIZE": str(batch_size)})
+    env = {"REDIS_URL": redis_url, "DISPATCH_BATCH_SIZE": str(batch_size)}
+    if backpressure is not None:
+        # Enabled but never engaged: marks far above anything this run can queue.
+        env["BACKPRESSURE_ENABLED"] = "true" if backpressure else "false"
+        env.update(
+            {
+                "BACKPRESSURE_HIGH_WATER": str(10**9),
+                "BACKPRESSURE_LOW_WATER": str(10**9 - 1),
+                "BACKPRESSURE_STAGED_ROWS_HIGH": str(10**9),
+                "BACKPRESSURE_STAGED_ROWS_LOW": str(10**9 - 1),
+            }
+        )
+    h = Harness(tmp, extra_env=env)
     create_topics(list(h.topics.values()) + list(h.dlq_topics.values()))
     dispatcher = Dispatcher(h.settings, app)
-    dispatcher.consumer.subscribe(list(dispatcher.topics))
+    dispatcher.subscribe()
     try:
         h.publish_lines("xact", _lines(generate.xact_events(1, attachments_per_event=0, seed=seed + 1000)))
         deadline = time.monotonic() + 60
@@ -88,15 +102,19 @@ def _dispatch(
             if stats.dead_lettered or stats.duplicates:
                 raise RuntimeError(f"unexpected: {stats}")
         seconds = time.perf_counter() - t0  # poll_once commits synchronously: lag is 0 here
+        if backpressure and dispatcher.backpressure.paused:
+            raise RuntimeError("backpressure engaged during a run meant to measure its idle cost")
         lag = kafka_lag(h.settings, [h.topics["xact"]])
         if lag != 0:
             raise RuntimeError(f"lag {lag} after the timed run")
     finally:
         dispatcher.close()
-    return Rate(f"dispatcher, {attachments} attachment(s)/event", events, messages, seconds)
+        release_redis_db(h.redis_db)  # the harness claims a shared test db it does not use here
+    label = "" if backpressure is None else f", backpressure {'on (not engaged)' if backpressure else 'off'}"
+    return Rate(f"dispatcher, {attachments} attachment(s)/event{label}", events, messages, seconds)
 
 
-def _send_task_baseline(app, count: int) -> Rate:  # noqa: ANN001
+def _send_task_baseline(app, count: int) -> Rate:
     t0 = time.perf_counter()
     for i in range(count):
         app.send_task("bench.noop", args=(i,), queue="bench.noop")
@@ -125,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=500, help="DISPATCH_BATCH_SIZE")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is printed")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--compare-backpressure",
+        action="store_true",
+        help="per attachment count: backpressure enabled-but-not-engaged vs disabled, runs interleaved",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp_dir:
@@ -142,6 +165,25 @@ def main(argv: list[str] | None = None) -> int:
             )
             rates: list[Rate] = []
             for k in [int(a) for a in args.attachments.split(",")]:
+                if args.compare_backpressure:
+                    on: list[Rate] = []
+                    off: list[Rate] = []
+                    for i in range(args.repeat):  # interleaved, so drift hits both alike
+                        for flag, runs in ((True, on), (False, off)):
+                            runs.append(
+                                _dispatch(
+                                    tmp / f"d{k}-{i}-{flag}",
+                                    redis_url,
+                                    app,
+                                    args.events,
+                                    k,
+                                    args.batch_size,
+                                    args.seed + 10 * i + k + (0 if flag else 50_000),  # no ledger hits
+                                    backpressure=flag,
+                                )
+                            )
+                    rates += [_median(on), _median(off)]
+                    continue
                 runs = [
                     _dispatch(
                         tmp / f"d{k}-{i}",
@@ -159,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             broker.stop()
     _print(rates)
+    if args.compare_backpressure:
+        for on, off in zip(rates[:-1:2], rates[1:-1:2], strict=True):
+            print(
+                f"{on.what}: {on.items_per_second / off.items_per_second:.1%} of the rate without backpressure"
+            )
     floor = rates[-1].messages_per_second
     for r in rates[:-1]:
         print(f"{r.what}: {r.messages_per_second / floor:.0%} of the raw send_task message rate")

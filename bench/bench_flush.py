@@ -31,11 +31,11 @@ from deltalake import DeltaTable, write_deltalake
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.settings import load_settings  # noqa: E402
-from domains.names import Table  # noqa: E402
-from writers.flush import flush_table  # noqa: E402
-from writers.staging import Stager  # noqa: E402
-from writers.tables import TABLES, table_uri  # noqa: E402
+from core.settings import load_settings
+from domains.names import Table
+from writers.flush import flush_table
+from writers.staging import Stager
+from writers.tables import TABLES, table_uri
 
 TABLE = Table.XACT_ATTACHMENTS
 STAGE_CHUNK = 1_000

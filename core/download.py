@@ -1,8 +1,9 @@
 """The shared attachment downloader (SPEC §3.4 as amended by DECISIONS). Pure core: no Celery.
 
-:func:`download_to_file` checks the URL (allow-list, SSRF), a presigned link's expiry (when enabled)
-and the extension; GETs the file following at most ``max_redirects`` redirects by hand, re-validating
-every ``Location``; rejects non-200 answers (:func:`classify_http_status`), bodies over the size limit
+:func:`download_to_file` checks the URL (allow-list, SSRF, port), a presigned link's expiry (when
+enabled) and the extension; GETs the file from the address the check resolved (never a second DNS
+answer: :mod:`core.security.pinning` keeps the host name for SNI, the certificate and ``Host``)
+following at most ``max_redirects`` redirects by hand, re-validating every ``Location``; rejects non-200 answers (:func:`classify_http_status`), bodies over the size limit
 (``Content-Length`` first, then by counting) and a Content-Type that contradicts the extension (checked
 from the headers, before the body is read); streams the body to ``<dest>.part`` in chunks under one
 total deadline (memory does not grow with file size) and renames it onto ``dest``. No HEAD request.
@@ -15,7 +16,6 @@ After any failure the part file is gone and ``dest`` is untouched.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import http.client
 import os
@@ -23,8 +23,6 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -33,17 +31,20 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from core.cache import os_error
 from core.errors import AuthError, ErrorCategory, PermanentError, PipelineError, TransientError
+from core.http_rules import parse_retry_after, status_category
 from core.security import filetypes
+from core.security.pinning import PinningAdapter, pinned_target
 from core.security.presigned import inspect_presigned
 from core.security.redact import sanitize_error
-from core.security.urls import UrlPolicy, UrlRejected, fetch_url_for, validate_url
+from core.security.urls import CheckedUrl, UrlPolicy, UrlRejected, check_url, fetch_url_for
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_PERMANENT_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM})
+_MAX_ADDRESSES = 3  # checked addresses tried in turn when a connection is refused
 _ERROR_CLASSES: dict[ErrorCategory, type[PipelineError]] = {
     ErrorCategory.TRANSIENT: TransientError,
     ErrorCategory.AUTH: AuthError,
@@ -56,12 +57,27 @@ class DownloadPolicy:
     url_policy: UrlPolicy
     max_bytes: int
     timeout_seconds: float
-    """Total time for one download: every request and the whole body."""
+    """Base time for one download (every request and the body); see :meth:`time_budget`."""
     read_timeout_seconds: float
     """Longest wait for the connection or for any single socket read."""
     max_redirects: int = 5
     check_presigned_expiry: bool = True
     chunk_bytes: int = 1024 * 1024  # 1 MiB per read and write
+    min_bytes_per_second: float = 0.0
+    """Slowest healthy link; 0 = the fixed ``timeout_seconds`` whatever the size."""
+    max_timeout_seconds: float | None = None
+    """Ceiling of :meth:`time_budget` (never below ``timeout_seconds``)."""
+
+    def time_budget(self, size: int | None) -> float:
+        """Seconds a download of ``size`` bytes may take: the base plus the time the body needs at
+        ``min_bytes_per_second``, capped by the ceiling (issue 9: a 1 GiB file no longer fails on
+        any link slower than 18 MB/s, while a stalled link still hits the read timeout)."""
+        if not self.min_bytes_per_second or not size:
+            return self.timeout_seconds
+        budget = self.timeout_seconds + size / self.min_bytes_per_second
+        if self.max_timeout_seconds is not None:
+            budget = min(budget, max(self.max_timeout_seconds, self.timeout_seconds))
+        return budget
 
     @classmethod
     def from_settings(cls, s: Settings, *, check_presigned_expiry: bool) -> DownloadPolicy:
@@ -72,6 +88,9 @@ class DownloadPolicy:
             read_timeout_seconds=s.download_read_timeout_seconds,
             max_redirects=s.max_redirects,
             check_presigned_expiry=check_presigned_expiry,
+            min_bytes_per_second=s.download_min_bytes_per_second,
+            # 40 s below the hard task limit: inside the soft limit, with time to clean up.
+            max_timeout_seconds=min(s.download_max_seconds, s.task_time_limit_seconds - 40),
         )
 
 
@@ -89,20 +108,16 @@ def new_session(pool_size: int = 10) -> requests.Session:
     """A pooled session that ignores proxy/netrc environment settings and never retries by itself."""
     session = requests.Session()
     session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
+    pinned = PinningAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", pinned)
+    session.mount("http://", HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0))
     session.headers.update({"User-Agent": "claims-pipeline/0.1", "Accept-Encoding": "identity"})
     return session
 
 
 def classify_http_status(status: int) -> ErrorCategory:
     """SPEC §6.2: 302/401 auth; 429 transient; other 4xx permanent; 5xx transient; else unknown."""
-    if status in (302, 401):
-        return ErrorCategory.AUTH
-    if status == 429 or 500 <= status <= 599:
-        return ErrorCategory.TRANSIENT
-    return ErrorCategory.PERMANENT if 400 <= status <= 499 else ErrorCategory.UNKNOWN
+    return status_category(status, auth=(302,))  # a redirect to a login page means no access
 
 
 def download_to_file(
@@ -118,13 +133,14 @@ def download_to_file(
     ``expected_extension`` (e.g. from the blob name) replaces the extension read from the URL.
     Use the session only for attachment downloads: its headers go to every redirect target.
     """
-    validate_url(url, policy.url_policy)
+    checked = check_url(url, policy.url_policy)
     if policy.check_presigned_expiry:
         _check_not_expired(url)
     ext = (expected_extension or filetypes.extension_from_url(url) or "").strip(". ").lower()
     filetypes.check_extension(ext)
-    deadline = time.monotonic() + policy.timeout_seconds
-    response = _open(session, url, policy, deadline)
+    started = time.monotonic()
+    deadline = started + policy.timeout_seconds  # headers; the body's deadline grows with its size
+    response = _open(session, checked, policy, deadline)
     try:
         length = _content_length(response)
         if length is not None and length > policy.max_bytes:
@@ -132,7 +148,7 @@ def download_to_file(
         content_type = response.headers.get("Content-Type")
         filetypes.check_content_type(ext, content_type)
         inflater = _inflater_for(response.headers.get("Content-Encoding", ""))
-        count, digest = _stream_to_file(response, dest, policy, deadline, inflater, length)
+        count, digest = _stream_to_file(response, dest, policy, started, inflater, length)
     finally:
         response.close()
     mime = filetypes.normalise_content_type(content_type)
@@ -147,11 +163,13 @@ def _check_not_expired(url: str) -> None:
         )
 
 
-def _open(session: requests.Session, url: str, policy: DownloadPolicy, deadline: float) -> requests.Response:
-    """GET ``url`` and follow redirects by hand; return the streaming 200 response."""
-    current, hops = url, 0
+def _open(
+    session: requests.Session, checked: CheckedUrl, policy: DownloadPolicy, deadline: float
+) -> requests.Response:
+    """GET the checked URL and follow redirects by hand; return the streaming 200 response."""
+    current, hops = checked, 0
     while True:
-        response = _get(session, fetch_url_for(current, policy.url_policy), policy, deadline)
+        response = _get(session, current, policy, deadline)
         status = response.status_code
         if status == 200:
             return response
@@ -165,25 +183,43 @@ def _open(session: requests.Session, url: str, policy: DownloadPolicy, deadline:
             raise PermanentError(
                 f"Redirect blocked: more than {policy.max_redirects} redirects", http_status=status
             )
-        target = urljoin(current, location)
+        target = urljoin(current.url, location)
         try:
-            validate_url(target, policy.url_policy)
+            current = check_url(target, policy.url_policy)
         except UrlRejected as exc:
             raise PermanentError(f"Redirect blocked: {exc.reason}", http_status=status) from None
-        current, hops = target, hops + 1
+        hops += 1
 
 
-def _get(session: requests.Session, url: str, policy: DownloadPolicy, deadline: float) -> requests.Response:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise _timeout(policy)
-    wait = min(policy.read_timeout_seconds, remaining)
-    try:
-        return session.get(url, stream=True, allow_redirects=False, timeout=(wait, wait))
-    except requests.Timeout:
-        raise _timeout(policy) from None
-    except requests.RequestException as exc:
-        raise TransientError(sanitize_error(f"Connection error: {exc}")) from None
+def _targets(checked: CheckedUrl, policy: DownloadPolicy) -> list[tuple[str, dict[str, str]]]:
+    """Where the request goes: the checked addresses (pinned, at most three, in resolver order);
+    the DEV simulator for a simulated host; the URL itself when DNS was not consulted."""
+    if policy.url_policy.is_simulated(checked.host) or not checked.addresses:
+        return [(fetch_url_for(checked.url, policy.url_policy), {})]
+    return [pinned_target(checked, address) for address in checked.addresses[:_MAX_ADDRESSES]]
+
+
+def _get(
+    session: requests.Session, checked: CheckedUrl, policy: DownloadPolicy, deadline: float
+) -> requests.Response:
+    targets = _targets(checked, policy)
+    for attempt, (url, headers) in enumerate(targets, start=1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _timeout(policy)
+        wait = min(policy.read_timeout_seconds, remaining)
+        try:
+            return session.get(url, headers=headers, stream=True, allow_redirects=False, timeout=(wait, wait))
+        except requests.Timeout:
+            raise _timeout(policy) from None
+        except requests.ConnectionError as exc:
+            # The next checked address may answer; a TLS failure would fail the same way there.
+            if attempt < len(targets) and not isinstance(exc, requests.exceptions.SSLError):
+                continue
+            raise TransientError(sanitize_error(f"Connection error: {exc}")) from None
+        except requests.RequestException as exc:
+            raise TransientError(sanitize_error(f"Connection error: {exc}")) from None
+    raise TransientError("Connection error: no address to connect to")
 
 
 def _http_error(status: int, headers: requests.structures.CaseInsensitiveDict[str]) -> PipelineError:
@@ -194,16 +230,8 @@ def _http_error(status: int, headers: requests.structures.CaseInsensitiveDict[st
 
 
 def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None when unreadable."""
-    value = (value or "").strip()
-    if not value or value.isdigit():
-        return float(value) if value else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """``Retry-After`` as seconds from now (:func:`core.http_rules.parse_retry_after`)."""
+    return parse_retry_after(value)
 
 
 def _content_length(response: requests.Response) -> int | None:
@@ -214,8 +242,8 @@ def _content_length(response: requests.Response) -> int | None:
     return value if value >= 0 else None
 
 
-def _timeout(policy: DownloadPolicy) -> TransientError:
-    return TransientError(f"Download timeout after {policy.timeout_seconds:g}s")
+def _timeout(policy: DownloadPolicy, seconds: float | None = None) -> TransientError:
+    return TransientError(f"Download timeout after {seconds or policy.timeout_seconds:g}s")
 
 
 # --- body ------------------------------------------------------------------------------------------
@@ -225,14 +253,14 @@ def _stream_to_file(
     response: requests.Response,
     dest: Path,
     policy: DownloadPolicy,
-    deadline: float,
+    started: float,
     inflater: zlib._Decompress | None,
     length: int | None,
 ) -> tuple[int, str]:
     """Write the body to ``dest`` via ``dest.part``; return (decoded bytes, sha256 hex)."""
     part = dest.with_name(dest.name + ".part")
     digest, count = hashlib.sha256(), 0
-    chunks = _raw_chunks(response, policy, deadline, length)
+    chunks = _raw_chunks(response, policy, started, length)
     if inflater is not None:
         chunks = _inflate(chunks, inflater, policy.chunk_bytes)
     try:
@@ -255,19 +283,20 @@ def _stream_to_file(
 
 
 def _write_error(exc: OSError) -> PipelineError:
-    """SPEC §3.4 step 8: a full, read-only or forbidden disk is PERMANENT; other errors TRANSIENT."""
-    category = ErrorCategory.PERMANENT if exc.errno in _PERMANENT_WRITE_ERRNOS else ErrorCategory.TRANSIENT
-    return _ERROR_CLASSES[category](sanitize_error(f"File write error: {exc}"))
+    """Classified by what the errno means (:func:`core.cache.os_error`); never names the path."""
+    return os_error(exc, "File write error")
 
 
 def _raw_chunks(
-    response: requests.Response, policy: DownloadPolicy, deadline: float, length: int | None
+    response: requests.Response, policy: DownloadPolicy, started: float, length: int | None
 ) -> Iterator[bytes]:
-    """Body bytes as received, one socket read at a time, within the deadline."""
+    """Body bytes as received, one socket read at a time, within :meth:`DownloadPolicy.time_budget`
+    of the Content-Length (without one, of the bytes received so far: it grows as they arrive)."""
     received = 0
     while True:
-        if time.monotonic() >= deadline:
-            raise _timeout(policy)
+        budget = policy.time_budget(length if length is not None else received)
+        if time.monotonic() - started >= budget:
+            raise _timeout(policy, budget)
         try:
             data = response.raw.read1(policy.chunk_bytes, decode_content=False)
         except (urllib3.exceptions.TimeoutError, TimeoutError):

@@ -16,33 +16,61 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import redis
 
-PREFIX = "pipeline"
+from core import keys, metrics
+
+#: How long a URL vault or row-stash entry lives when nothing holds it. While an open dead letter
+#: needs an entry for its replay, the entry has no TTL at all (``core.deadletters``: ``holds``);
+#: the TTL comes back when the letter is resolved or purged.
+REPLAY_STATE_TTL_SECONDS = 30 * 24 * 3600
+
+# KEYS: vault entries. ARGV: TTL, then one URL per key. An entry without a TTL is held by a dead
+# letter: it takes the new URL and stays without a TTL (KEEPTTL); any other entry gets the TTL.
+_VAULT_PUT_LUA = """
+for i, key in ipairs(KEYS) do
+  if redis.call('TTL', key) == -1 then
+    redis.call('SET', key, ARGV[i + 1], 'KEEPTTL')
+  else
+    redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1])
+  end
+end
+return #KEYS
+"""
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class UrlVault:
-    """URL by ``{domain}:{media_id}``. Entries live for ``ttl_seconds`` (default 30 days) so a dead
-    letter can still be replayed; a completed upload deletes its entry."""
+    """URL by ``{domain}:{media_id}``. Entries live for ``ttl_seconds`` (default 30 days); one that
+    an open dead letter holds has no TTL until the letter is resolved or purged, and a new ``put``
+    keeps it so. A completed attachment deletes its entry."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int = 30 * 24 * 3600) -> None:
+    def __init__(self, client: redis.Redis, ttl_seconds: int = REPLAY_STATE_TTL_SECONDS) -> None:
         self._r = client
         self._ttl = ttl_seconds
 
     def _key(self, vault_key: str) -> str:
-        return f"{PREFIX}:url:{vault_key}"
+        return keys.url(vault_key)
+
+    @staticmethod
+    def redis_key(vault_key: str) -> str:
+        """The Redis key of the entry ``vault_key`` (what a dead letter holds)."""
+        return keys.url(vault_key)
 
     def put(self, vault_key: str, url: str) -> None:
-        self._r.set(self._key(vault_key), url, ex=self._ttl)
+        self.put_many({vault_key: url})
 
     def put_many(self, items: dict[str, str]) -> None:
+        """Store every URL in one script run (see the class contract on TTLs)."""
         if not items:
             return
-        pipe = self._r.pipeline(transaction=False)
-        for key, url in items.items():
-            pipe.set(self._key(key), url, ex=self._ttl)
-        pipe.execute()
+        names = [self._key(key) for key in items]
+        self._r.eval(_VAULT_PUT_LUA, len(names), *names, self._ttl, *items.values())
 
     def get(self, vault_key: str) -> str | None:
         value = self._r.get(self._key(vault_key))
@@ -54,25 +82,26 @@ class UrlVault:
 
 class RowStash:
     """Rows by reference: ``put`` returns a key; the write task stages the rows, then deletes it.
-    A failed write keeps the entry (30 days) so its dead letter can be replayed."""
+    An entry lives ``ttl_seconds`` (30 days); one held by an open dead letter (a failed write) has
+    no TTL until the letter is resolved or purged."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int = 30 * 24 * 3600) -> None:
+    def __init__(self, client: redis.Redis, ttl_seconds: int = REPLAY_STATE_TTL_SECONDS) -> None:
         self._r = client
         self._ttl = ttl_seconds
 
-    def put(self, rows: list[dict]) -> str:
+    def put(self, rows: list[dict[str, Any]]) -> str:
         return self.put_many([rows])[0]
 
-    def put_many(self, row_lists: list[list[dict]]) -> list[str]:
+    def put_many(self, row_lists: list[list[dict[str, Any]]]) -> list[str]:
         """Stash several row lists in one round trip; returns their keys, in order."""
-        keys = [f"{PREFIX}:rows:{uuid.uuid4().hex}" for _ in row_lists]
+        refs = [keys.rows(uuid.uuid4().hex) for _ in row_lists]
         pipe = self._r.pipeline(transaction=False)
-        for key, rows in zip(keys, row_lists, strict=True):
+        for key, rows in zip(refs, row_lists, strict=True):
             pipe.set(key, json.dumps(rows, separators=(",", ":"), default=str), ex=self._ttl)
         pipe.execute()
-        return keys
+        return refs
 
-    def get(self, key: str) -> list[dict] | None:
+    def get(self, key: str) -> list[dict[str, Any]] | None:
         raw = self._r.get(key)
         return None if raw is None else json.loads(raw)
 
@@ -88,7 +117,7 @@ class DispatchLedger:
         self._ttl = ttl_seconds
 
     def _key(self, domain: str, event_id: str) -> str:
-        return f"{PREFIX}:dispatched:{domain}:{event_id}"
+        return keys.dispatched(domain, event_id)
 
     def seen(self, domain: str, event_id: str) -> bool:
         return bool(self._r.exists(self._key(domain, event_id)))
@@ -118,18 +147,24 @@ class Counters:
         self._r = client
 
     def _key(self, domain: str) -> str:
-        return f"{PREFIX}:counters:{domain}"
+        return keys.counters(domain)
 
     def incr(self, domain: str, name: str, amount: int = 1) -> None:
         if amount:
             self._r.hincrby(self._key(domain), name, amount)
+            metrics.count(domain, name, amount)  # the same figure as a Prometheus counter
 
-    def incr_many(self, domain: str, values: dict[str, int]) -> None:
-        pipe = self._r.pipeline(transaction=False)
+    def incr_many(self, domain: str, values: dict[str, int], *, pipe: Any = None) -> None:
+        """``pipe``: queue the increments on the caller's pipeline or transaction (it executes)."""
+        own = pipe is None
+        p = self._r.pipeline(transaction=False) if own else pipe
         for name, amount in values.items():
             if amount:
-                pipe.hincrby(self._key(domain), name, amount)
-        pipe.execute()
+                p.hincrby(self._key(domain), name, amount)
+        if own:
+            p.execute()
+        for name, amount in values.items():  # the same figures as Prometheus counters
+            metrics.count(domain, name, amount)
 
     def get(self, domain: str) -> dict[str, int]:
         raw = self._r.hgetall(self._key(domain))
@@ -139,51 +174,131 @@ class Counters:
         self._r.delete(self._key(domain))
 
 
-class PendingAttachments:
-    """Attachment chains in flight, by ``{domain}:{media_id}``, with the time they were (re)started.
+class _InFlight:
+    """Work in flight, by member, with the time it last moved and the id of the message that
+    carries it now (what the reaper looks for: ``tasks.reaper``). Subclasses name the keys."""
 
-    Celery on Redis can lose a message when a worker's main process dies between taking it off the
-    queue (BRPOP) and recording it as unacknowledged. An entry here lives from dispatch until the
-    chain ends (inventory staged, or dead letter), so ``pipeline.sweep`` can restart a chain that
-    has been silent for longer than any legitimate run (``Settings.orphan_after_seconds``).
-    """
-
-    INDEX = f"{PREFIX}:pending:index"
+    INDEX: str = ""
+    TASK: str = ""
 
     def __init__(self, client: redis.Redis) -> None:
         self._r = client
 
+    @property
+    def client(self) -> redis.Redis:
+        return self._r
+
     @staticmethod
     def _key(member: str) -> str:
-        return f"{PREFIX}:pending:{member}"
+        raise NotImplementedError
 
-    def add_many(self, jobs: dict[str, str], *, now: float) -> None:
-        """``jobs``: vault key (``domain:media_id``) -> the chain's first payload as JSON."""
+    def add_many(
+        self, jobs: dict[str, str], *, now: float, task_ids: dict[str, str] | None = None, pipe: Any = None
+    ) -> None:
+        """``jobs``: member -> what re-drives it (JSON); ``task_ids``: member -> its message's id."""
         if not jobs:
             return
-        pipe = self._r.pipeline(transaction=False)
+        own = pipe is None
+        p = self._r.pipeline(transaction=False) if own else pipe
         for member, payload in jobs.items():
-            pipe.set(self._key(member), payload)
-        pipe.zadd(self.INDEX, {member: now for member in jobs})
-        pipe.execute()
+            p.set(self._key(member), payload)
+        p.zadd(self.INDEX, {member: now for member in jobs})
+        if task_ids:
+            p.hset(self.TASK, mapping=task_ids)
+        if own:
+            p.execute()
+
+    def done(self, member: str, *, pipe: Any = None) -> None:
+        """``pipe``: queue on the caller's pipeline or transaction (it executes)."""
+        own = pipe is None
+        p = self._r.pipeline(transaction=False) if own else pipe
+        p.delete(self._key(member))
+        p.zrem(self.INDEX, member)
+        p.hdel(self.TASK, member)
+        p.hdel(keys.SUSPECTS, member)
+        if own:
+            p.execute()
+
+    def stale(self, older_than: float, limit: int = 1000) -> list[tuple[str, str]]:
+        members = [
+            _text(m) for m in self._r.zrangebyscore(self.INDEX, "-inf", older_than, start=0, num=limit)
+        ]
+        if not members:
+            return []
+        payloads = self._r.mget([self._key(m) for m in members])
+        return [(m, _text(p)) for m, p in zip(members, payloads, strict=True) if p is not None]
+
+    def touch(self, member: str, *, now: float) -> None:
+        self._r.zadd(self.INDEX, {member: now}, xx=True)
+
+    def expect(self, member: str, task_id: str, *, now: float, pipe: Any = None) -> None:
+        """The work moved on: its message is now ``task_id`` (a chain's next link, a re-drive)."""
+        own = pipe is None
+        p = self._r.pipeline(transaction=False) if own else pipe
+        p.hset(self.TASK, member, task_id)
+        p.zadd(self.INDEX, {member: now}, xx=True)
+        p.hdel(keys.SUSPECTS, member)
+        if own:
+            p.execute()
+
+    def task_ids(self, members: list[str]) -> list[str | None]:
+        if not members:
+            return []
+        return [None if t is None else _text(t) for t in self._r.hmget(self.TASK, members)]
+
+    def count(self) -> int:
+        return int(self._r.zcard(self.INDEX))
+
+
+class PendingAttachments(_InFlight):
+    """Attachment chains in flight, by ``{domain}:{media_id}``, with the time they last moved.
+
+    Celery on Redis can lose a message when a worker's main process dies between taking it off the
+    queue (BRPOP) and recording it as unacknowledged. An entry here lives from dispatch until the
+    chain ends (inventory staged, or dead letter), with the id of the chain's current message
+    (``keys.PENDING_TASK``), so the reaper (``tasks.reaper``) can restart a chain whose message is
+    nowhere: in no queue, unacknowledged nowhere, run by no live worker, not scheduled.
+    """
+
+    INDEX = keys.PENDING_INDEX
+    TASK = keys.PENDING_TASK
+
+    @staticmethod
+    def _key(member: str) -> str:
+        return keys.pending(member)
+
+
+class PendingTasks(_InFlight):
+    """Single tasks in flight (``enrich``, ``write.rows``) by task id, each with the signature that
+    re-sends it (JSON); the same net as :class:`PendingAttachments` for work outside chains. The
+    member is the task id, which a retry keeps, so the expected message id is the member itself."""
+
+    INDEX = keys.INFLIGHT_INDEX
+    TASK = keys.PENDING_TASK  # unused: the member is the task id
+
+    @staticmethod
+    def _key(member: str) -> str:
+        return keys.inflight(member)
+
+    def add_many(
+        self, jobs: dict[str, str], *, now: float, task_ids: dict[str, str] | None = None, pipe: Any = None
+    ) -> None:
+        super().add_many(jobs, now=now, task_ids=None, pipe=pipe)
 
     def done(self, member: str) -> None:
         pipe = self._r.pipeline(transaction=False)
         pipe.delete(self._key(member))
         pipe.zrem(self.INDEX, member)
+        pipe.hdel(keys.SUSPECTS, member)
         pipe.execute()
 
-    def stale(self, older_than: float, limit: int = 1000) -> list[tuple[str, str]]:
-        members = [
-            m.decode() for m in self._r.zrangebyscore(self.INDEX, "-inf", older_than, start=0, num=limit)
-        ]
-        if not members:
-            return []
-        payloads = self._r.mget([self._key(m) for m in members])
-        return [(m, p.decode()) for m, p in zip(members, payloads, strict=True) if p is not None]
+    def expect(self, member: str, task_id: str, *, now: float, pipe: Any = None) -> None:
+        own = pipe is None
+        p = self._r.pipeline(transaction=False) if own else pipe
+        p.zadd(self.INDEX, {member: now}, xx=True)
+        p.hdel(keys.SUSPECTS, member)
+        if own:
+            p.execute()
 
-    def touch(self, member: str, *, now: float) -> None:
-        self._r.zadd(self.INDEX, {member: now}, xx=True)
-
-    def count(self) -> int:
-        return int(self._r.zcard(self.INDEX))
+    def task_ids(self, members: list[str]) -> list[str | None]:
+        return list(members)

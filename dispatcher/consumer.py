@@ -2,14 +2,22 @@
 
 Per polled batch (at most ``DISPATCH_BATCH_SIZE`` records):
 
-1. parse and validate each record with its domain's spec; a record that cannot be parsed goes to
-   ``{domain}.events.dlq`` with the error in headers (counted) and the batch moves on;
+0. apply backpressure (:mod:`dispatcher.backpressure`): a domain whose backlog in Redis is above
+   its high-water mark has its assigned partitions paused; polling goes on (the group membership
+   and rebalances are kept), the records wait in Kafka;
+1. parse each record with its domain's spec; **any** exception for one record (bad JSON, a date
+   outside the calendar, an integer too large for a float, a record timestamp in the year 10000)
+   sends that record to ``{domain}.events.dlq`` (stage ``parse``) and the batch goes on;
 2. drop events whose id the dispatch ledger already holds, or that repeat within the batch;
-3. plan the batch (xact: rows + attachment jobs; claimx: rows + enrich units) and enqueue each
-   plan's canvas; then record the ids in the ledger;
-4. flush the DLQ producer and only then commit the batch's offsets (at-least-once; a crash before
-   the commit re-reads the batch, and the ledger + idempotent stages make that harmless).
+3. plan the batch; when planning fails, each event is planned alone to find the ones that fail
+   (dead-lettered, stage ``plan``) and the rest is planned together again; the same for enqueueing
+   (stage ``enqueue``). Then the ledger records the dispatched ids;
+4. confirm every dead-letter delivery (:mod:`dispatcher.deadletter`), wait until Redis holds the
+   batch on disk (:mod:`dispatcher.durability`), and only then commit the batch's offsets.
 
+A failure of Kafka or Redis (including a confirmation that does not come) commits nothing: the
+batch is read again (at-least-once; the ledger and the idempotent stages make that harmless).
+A write refused by a full Redis (``noeviction``) pauses intake until memory is free again.
 Scale by running N dispatchers in one consumer group.
 """
 
@@ -19,29 +27,31 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
 from celery import Celery
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from kombu.exceptions import OperationalError
 
-from core.errors import PipelineError
 from core.observability import Metric
+from core.redis_client import redis_client
 from core.security.redact import sanitize_error
 from core.settings import Settings
 from core.state import Counters, DispatchLedger, PendingAttachments, RowStash, UrlVault
-from domains.canvas import DomainSpec, ParsedEvent
-from domains.names import Domain
-from domains.registry import build_specs
+from dispatcher.backpressure import Backpressure, DispatcherMetrics
+from dispatcher.deadletter import DeadLetterDeliveryError, DeadLetterProducer
+from dispatcher.durability import Durability
+from dispatcher.monitoring import observe_batch
+from domains import registry
+from domains.canvas import DomainSpec, EventPlan, ParsedEvent
+from domains.names import Domain, queue_name
 from tasks.canvas import enqueue_plans
 
 log = logging.getLogger("pipeline.dispatcher")
-
-#: Larger unparseable records are cut to this size in the dead-letter topic (producer limit ~1 MB).
-DLQ_MAX_VALUE_BYTES = 900_000
 
 #: Failures after which the current batch is re-read (nothing of it was committed).
 RECOVERABLE = (redis.RedisError, OperationalError, KafkaException, ConnectionError, OSError)
@@ -59,89 +69,195 @@ class BatchStats:
     )
 
 
+def _reason(exc: BaseException) -> str:
+    try:
+        text = sanitize_error(str(exc))
+    except Exception:  # noqa: BLE001 - the reason of a poison record may itself be hostile
+        text = ""
+    return text or type(exc).__name__
+
+
+def _is_oom(exc: BaseException | None) -> bool:
+    """A write refused by a full Redis, raised as is or wrapped (kombu, Celery)."""
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or "OOM command not allowed" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _record_time(msg: Message) -> datetime | None:
+    """The record's timestamp, or None when it has none a datetime can hold (the year 10000): only
+    an event without a time of its own needs it, and that event then fails its parse by name."""
+    _ts_type, ts_ms = msg.timestamp()
+    if not ts_ms or ts_ms <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(ts_ms / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 class Dispatcher:
     def __init__(self, settings: Settings, app: Celery, *, group_id: str | None = None) -> None:
         self.settings = settings
         self.app = app
-        self.specs: dict[Domain, DomainSpec] = build_specs(settings)
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.specs: dict[Domain, DomainSpec] = registry.specs()
+        self.planners = {d: spec.planner(settings) for d, spec in self.specs.items()}
+        self.redis = redis_client(settings)
         self.ledger = DispatchLedger(self.redis, settings.dispatch_dedup_ttl_seconds)
         self.vault = UrlVault(self.redis)
         self.stash = RowStash(self.redis)
         self.pending = PendingAttachments(self.redis)
         self.counters = Counters(self.redis)
+        self.metrics = DispatcherMetrics()
         base = settings.kafka_config()
+        group = group_id or settings.kafka_consumer_group
         self._consumer_conf = {
             **base,
-            "group.id": group_id or settings.kafka_consumer_group,
+            "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": settings.kafka_auto_offset_reset,
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": settings.kafka_session_timeout_ms,
             "max.poll.interval.ms": 300000,
         }
-        self.consumer = Consumer(self._consumer_conf)
-        self.producer = Producer({**base, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
-        self._stop = threading.Event()
         self.topics = {settings.topic_for(d.value): d for d in self.specs}
+        self.dlq = DeadLetterProducer(base, delivery_timeout_seconds=settings.dlq_delivery_timeout_seconds)
+        self.backpressure = Backpressure(
+            self.redis,
+            settings,
+            {
+                d.value: ([queue_name(d, s) for s in spec.stages], sorted(str(t) for t in spec.table_names()))
+                for d, spec in self.specs.items()
+            },
+            self.metrics,
+            group=group,
+        )
+        self.durability = Durability(
+            self.redis,
+            settings.dispatch_durability,
+            settings.dispatch_waitaof_timeout_ms,
+            marker_key=f"pipeline:dispatcher:durable:{self.backpressure.member}",
+        )
+        self.consumer = Consumer(self._consumer_conf)
+        self._paused: set[str] = set()  # domains whose partitions this consumer has paused
+        self._stop = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
 
+    def subscribe(self) -> None:
+        self.consumer.subscribe(list(self.topics), on_assign=self._on_assign)
+
     def run(self, *, idle_exit_seconds: float | None = None) -> None:
         """Consume until :meth:`stop` (or SIGTERM/SIGINT when run from the CLI)."""
-        self.consumer.subscribe(list(self.topics))
-        idle_since = datetime.now(UTC)
+        self.subscribe()
+        idle_since = time.monotonic()
         backoff = 1.0
         try:
             while not self._stop.is_set():
                 try:
+                    turn_started = time.perf_counter()
                     stats = self.poll_once()
+                    observe_batch(self, stats, time.perf_counter() - turn_started)
                     backoff = 1.0
-                except RECOVERABLE as exc:
-                    # Nothing of this batch was committed: rejoin the group so the batch is read
-                    # again from the committed offsets once the broker / Redis is back.
-                    log.error(
-                        "dispatch batch failed, re-reading it in %.0f s: %s",
+                except Exception as exc:  # never exit on a batch: it is read again
+                    if _is_oom(exc):  # raised as is, or wrapped by kombu/Celery
+                        self._on_oom(exc)
+                        continue
+                    self.metrics.batches_failed += 1
+                    level = logging.ERROR if isinstance(exc, RECOVERABLE) else logging.CRITICAL
+                    log.log(
+                        level,
+                        "dispatch batch failed (%s), re-reading it in %.0f s: %s",
+                        type(exc).__name__,
                         backoff,
-                        sanitize_error(str(exc)),
+                        _reason(exc),
+                        exc_info=not isinstance(exc, RECOVERABLE),
                     )
                     self._rejoin()
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, 30.0)
                     continue
-                if stats.read:
-                    idle_since = datetime.now(UTC)
-                elif (
-                    idle_exit_seconds is not None
-                    and (datetime.now(UTC) - idle_since).total_seconds() > idle_exit_seconds
-                ):
+                if stats.read or self.backpressure.paused:  # paused is not idle: Kafka holds work
+                    idle_since = time.monotonic()
+                elif idle_exit_seconds is not None and time.monotonic() - idle_since > idle_exit_seconds:
                     break
         finally:
             self.close()
 
+    def _on_oom(self, exc: Exception) -> None:
+        self.metrics.batches_failed += 1
+        self.backpressure.note_oom()
+        log.error(
+            "Redis refused a write: out of memory (maxmemory reached, refusal #%d). Intake paused; "
+            "the batch is read again once Redis memory is below the low-water mark: %s",
+            self.metrics.redis_oom_refusals,
+            _reason(exc),
+        )
+        self._rejoin()  # the batch is re-read from the committed offsets, paused until memory frees
+
     def _rejoin(self) -> None:
         with contextlib.suppress(KafkaException):  # the old member is gone either way
             self.consumer.close()
+        self._paused.clear()
         self.consumer = Consumer(self._consumer_conf)
-        self.consumer.subscribe(list(self.topics))
+        self.subscribe()
 
     def close(self) -> None:
-        self.producer.flush(10)
-        self.consumer.close()
+        with contextlib.suppress(Exception):
+            self.dlq.close()
+        self.backpressure.forget(self.redis)
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self.consumer.close()
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
 
+    # -- backpressure ------------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """New partitions of a paused domain start paused (no record of them is fetched)."""
+        consumer.incremental_assign(partitions)
+        held = [tp for tp in partitions if self.topics[tp.topic].value in self._paused]
+        if held:
+            consumer.pause(held)
+
+    def _apply_backpressure(self) -> None:
+        wanted = set(self.backpressure.check())
+        if wanted == self._paused:
+            return
+        assignment = self.consumer.assignment()
+        for domain in wanted - self._paused:
+            parts = [tp for tp in assignment if self.topics[tp.topic].value == domain]
+            if parts:
+                self.consumer.pause(parts)
+            log.warning(
+                "backpressure: pausing %s intake (%s); backlog %s",
+                domain,
+                self.backpressure.paused[domain],
+                self.metrics.backlog,
+            )
+        for domain in self._paused - wanted:
+            parts = [tp for tp in assignment if self.topics[tp.topic].value == domain]
+            if parts:
+                self.consumer.resume(parts)
+            log.info("backpressure: resuming %s intake; backlog %s", domain, self.metrics.backlog)
+        self._paused = wanted
+        self.backpressure.write_state(self.redis)
+
     # -- one batch ---------------------------------------------------------------------------
     def poll_once(self, timeout: float = 1.0) -> BatchStats:
+        self._apply_backpressure()
         messages = self.consumer.consume(num_messages=self.settings.dispatch_batch_size, timeout=timeout)
         stats = BatchStats()
         if not messages:
             return stats
-        by_domain: dict[Domain, list[ParsedEvent]] = defaultdict(list)
+        by_domain: dict[Domain, list[tuple[ParsedEvent, Message]]] = defaultdict(list)
         for msg in messages:
             if msg.error():
                 if msg.error().code() != KafkaError._PARTITION_EOF:
@@ -149,69 +265,132 @@ class Dispatcher:
                 continue
             stats.read += 1
             domain = self.topics[msg.topic()]
-            counts = stats.per_domain[domain.value]
-            counts[Metric.EVENTS_READ] += 1
-            parsed = self._parse(domain, msg, counts)
-            if parsed is None:
-                stats.dead_lettered += 1
+            stats.per_domain[domain.value][Metric.EVENTS_READ] += 1
+            try:
+                parsed = self.specs[domain].parse(msg.value() or b"", _record_time(msg))
+            except Exception as exc:  # noqa: BLE001 - any failure of one record is that record's
+                self._dead_letter(domain, msg, exc, "parse", stats)
                 continue
-            by_domain[domain].append(parsed)
+            by_domain[domain].append((parsed, msg))
         now = datetime.now(UTC)
         for domain, candidates in by_domain.items():
-            events = self._new_events(domain, candidates)
-            skipped = len(candidates) - len(events)
-            stats.duplicates += skipped
-            stats.per_domain[domain.value][Metric.DUPLICATES_SKIPPED] += skipped
-            plans = self.specs[domain].plan_batch(events, now)
-            stats.signatures += enqueue_plans(self.app, plans, self.vault, self.stash, self.pending)
-            for plan in plans:
-                for name, value in plan.counters.items():
-                    stats.per_domain[domain.value][name] += value
-            self.ledger.mark(domain.value, [p.event_id for p in plans])
-            stats.dispatched += len(plans)
-            stats.per_domain[domain.value][Metric.EVENTS_DISPATCHED] += len(plans)
-        self.producer.flush(30)
+            self._dispatch_domain(domain, candidates, now, stats)
+        try:
+            self.dlq.confirm()  # a dead letter not delivered: nothing is committed, the batch is re-read
+        except DeadLetterDeliveryError:
+            self.metrics.dlq_delivery_failures += 1
+            raise
         for domain_name, counts in stats.per_domain.items():
             self.counters.incr_many(domain_name, dict(counts))
+        self.durability.confirm()  # raises if Redis cannot confirm the batch is on disk
         self.consumer.commit(asynchronous=False)
+        self._count(stats)
         return stats
 
-    def _new_events(self, domain: Domain, candidates: list[ParsedEvent]) -> list[ParsedEvent]:
+    def _dispatch_domain(
+        self, domain: Domain, candidates: list[tuple[ParsedEvent, Message]], now: datetime, stats: BatchStats
+    ) -> None:
+        counts = stats.per_domain[domain.value]
+        events = self._new_events(domain, candidates)
+        skipped = len(candidates) - len(events)
+        stats.duplicates += skipped
+        counts[Metric.DUPLICATES_SKIPPED] += skipped
+        plans = self._plan(domain, events, now, stats)
+        plans, signatures = self._enqueue(domain, plans, {p.event_id: m for p, m in events}, stats)
+        stats.signatures += signatures
+        self.backpressure.enqueued(domain.value, signatures)
+        for plan in plans:
+            for name, value in plan.counters.items():
+                counts[name] += value
+        self.ledger.mark(domain.value, [p.event_id for p in plans])
+        stats.dispatched += len(plans)
+        counts[Metric.EVENTS_DISPATCHED] += len(plans)
+
+    def _plan(
+        self, domain: Domain, events: list[tuple[ParsedEvent, Message]], now: datetime, stats: BatchStats
+    ) -> list[EventPlan]:
+        """Plan together (claimx groups a project's media events); isolate what fails alone."""
+        plan_batch = self.planners[domain]
+        try:
+            return plan_batch([p for p, _ in events], now)
+        except RECOVERABLE:
+            raise
+        except Exception:  # noqa: BLE001 - find the event(s) that fail, keep the rest
+            pass
+        good = []
+        for parsed, msg in events:
+            try:
+                plan_batch([parsed], now)
+            except Exception as exc:  # noqa: BLE001 - this event's failure is isolated and dead-lettered
+                self._dead_letter(domain, msg, exc, "plan", stats)
+                continue
+            good.append(parsed)
+        try:
+            return plan_batch(good, now)
+        except Exception:  # noqa: BLE001 - together they still fail: plan them one by one
+            return [plan for parsed in good for plan in plan_batch([parsed], now)]
+
+    def _enqueue(
+        self, domain: Domain, plans: list[EventPlan], by_id: dict[str, Message], stats: BatchStats
+    ) -> tuple[list[EventPlan], int]:
+        """Enqueue the plans in one go; when that fails for a non-infrastructure reason, one by
+        one, dead-lettering the plans that fail (a re-sent message is harmless, as on a re-read)."""
+        try:
+            return plans, enqueue_plans(self.app, plans, self.vault, self.stash, self.pending)
+        except RECOVERABLE:
+            raise
+        except Exception:  # noqa: BLE001 - this event's failure is isolated and dead-lettered
+            pass
+        sent, signatures = [], 0
+        for plan in plans:
+            try:
+                signatures += enqueue_plans(self.app, [plan], self.vault, self.stash, self.pending)
+            except RECOVERABLE:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this event's failure is isolated and dead-lettered
+                for job, _url in plan.attachments:  # no chain of a dead-lettered event is tracked
+                    self.pending.done(job.vault_key())
+                self._dead_letter(domain, by_id[plan.event_id], exc, "enqueue", stats)
+                continue
+            sent.append(plan)
+        return sent, signatures
+
+    def _new_events(
+        self, domain: Domain, candidates: list[tuple[ParsedEvent, Message]]
+    ) -> list[tuple[ParsedEvent, Message]]:
         """Drop events the ledger already holds and repeats within the batch (first one wins)."""
-        dispatched = self.ledger.seen_many(domain.value, [p.event_id for p in candidates])
-        fresh: list[ParsedEvent] = []
-        for parsed in candidates:
+        dispatched = self.ledger.seen_many(domain.value, [p.event_id for p, _ in candidates])
+        fresh = []
+        for parsed, msg in candidates:
             if parsed.event_id not in dispatched:
                 dispatched.add(parsed.event_id)
-                fresh.append(parsed)
+                fresh.append((parsed, msg))
         return fresh
 
-    def _parse(self, domain: Domain, msg: Message, counts: dict[str, int]) -> ParsedEvent | None:
-        ts_type, ts_ms = msg.timestamp()
-        timestamp = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms and ts_ms > 0 else None
-        try:
-            return self.specs[domain].parse(msg.value() or b"", timestamp)
-        except (PipelineError, ValueError, TypeError, RecursionError) as exc:
-            reason = sanitize_error(str(exc)) or type(exc).__name__
-            value = msg.value() or b""
-            headers = [
-                ("error", reason.encode()),
-                ("error_type", type(exc).__name__.encode()),
-                ("source_topic", msg.topic().encode()),
-                ("source_partition", str(msg.partition()).encode()),
-                ("source_offset", str(msg.offset()).encode()),
-                ("failed_at", datetime.now(UTC).isoformat().encode()),
-            ]
-            if len(value) > DLQ_MAX_VALUE_BYTES:
-                # The producer refuses ~1 MB; the whole record stays in the source topic (offset above).
-                headers += [("value_truncated", b"true"), ("original_size", str(len(value)).encode())]
-                value = value[:DLQ_MAX_VALUE_BYTES]
-            self.producer.produce(
-                self.settings.dlq_topic_for(domain.value), value=value, key=msg.key(), headers=headers
-            )
-            counts[Metric.PARSE_ERRORS] += 1
-            log.warning(
-                "record dead-lettered",
-                extra={"domain": domain.value, "error": reason, "offset": msg.offset()},
-            )
-            return None
+    def _dead_letter(
+        self, domain: Domain, msg: Message, exc: Exception, stage: str, stats: BatchStats
+    ) -> None:
+        reason = _reason(exc)
+        self.dlq.send(
+            self.settings.dlq_topic_for(domain.value),
+            msg,
+            reason=reason,
+            error_type=type(exc).__name__,
+            stage=stage,
+        )
+        stats.dead_lettered += 1
+        stats.per_domain[domain.value][Metric.PARSE_ERRORS if stage == "parse" else f"{stage}_errors"] += 1
+        self.metrics.dead_lettered[stage] = self.metrics.dead_lettered.get(stage, 0) + 1
+        log.warning(
+            "record dead-lettered",
+            extra={"domain": domain.value, "stage": stage, "error": reason[:500], "offset": msg.offset()},
+        )
+
+    def _count(self, stats: BatchStats) -> None:
+        m = self.metrics
+        m.batches += 1
+        m.records_read += stats.read
+        m.events_dispatched += stats.dispatched
+        m.duplicates_skipped += stats.duplicates
+        m.durability_waits = self.durability.waits
+        m.durability_failures = self.durability.failures

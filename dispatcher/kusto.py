@@ -39,7 +39,9 @@ from azure.kusto.data.exceptions import (
 )
 
 from core.errors import AuthError, ErrorCategory, PermanentError, PipelineError, TransientError
+from core.http_rules import parse_retry_after
 from core.security.redact import sanitize_error
+from writers.storage import default_credential
 
 log = logging.getLogger("pipeline.poller.kusto")
 
@@ -171,11 +173,7 @@ def _status(exc: BaseException) -> int | None:
 
 def _retry_after(exc: BaseException) -> float | None:
     response = _response(exc)
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
 
 
 def _marked_permanent(exc: BaseException) -> bool:
@@ -198,7 +196,7 @@ class RetryPolicy:
 
     def delay(self, retry: int, retry_after_seconds: float | None = None) -> float:
         backoff = min(self.max_delay_seconds, self.base_delay_seconds * 2**retry)
-        backoff *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        backoff *= random.uniform(0.5, 1.0)  # jitter, not crypto
         if retry_after_seconds is not None:
             backoff = max(backoff, min(retry_after_seconds, self.max_delay_seconds))
         return backoff
@@ -252,7 +250,7 @@ class EventhouseClient:
         while True:
             try:
                 return self._query_once(kql)
-            except Exception as exc:  # every SDK/transport failure is classified below
+            except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is classified below
                 error = classify(exc)
                 if error.category is ErrorCategory.AUTH:
                     self.close()  # a fresh client re-acquires its token
@@ -298,16 +296,10 @@ class EventhouseClient:
                 )
             else:
                 kcsb = KustoConnectionStringBuilder.with_azure_token_credential(
-                    self.cluster_url, credential=self._credential or _default_credential()
+                    self.cluster_url, credential=self._credential or default_credential()
                 )
             self._client = KustoClient(kcsb)
         return self._client
-
-
-def _default_credential() -> Any:
-    from writers.storage import default_credential
-
-    return default_credential()
 
 
 __all__ = [

@@ -13,11 +13,10 @@ from typing import Any
 from core.errors import ConfigError, PermanentError
 from core.settings import Settings
 from dispatcher.kusto import kql_datetime, kql_string, kql_table, parse_time, ticks_of
+from domains import registry
 from domains.names import Domain
 
 INGESTION_COLUMN = "ingestion_time"
-#: The tie-break column per domain (SPEC §2.2 C: claimx has none configured).
-TIEBREAK_COLUMN: dict[Domain, str | None] = {Domain.XACT: "traceId", Domain.CLAIMX: None}
 
 
 # --- query ------------------------------------------------------------------------------------
@@ -32,16 +31,16 @@ class Source:
     @classmethod
     def from_settings(cls, settings: Settings, domain: Domain) -> Source:
         prefix = domain.value
-        url = getattr(settings, f"{prefix}_eventhouse_cluster_url")
-        database = getattr(settings, f"{prefix}_eventhouse_database")
+        url = settings.eventhouse_cluster_urls.get(prefix)
+        database = settings.eventhouse_databases.get(prefix)
         if not url or not database:
             raise ConfigError(
                 f"the {prefix} poller needs {prefix.upper()}_EVENTHOUSE_CLUSTER_URL and "
                 f"{prefix.upper()}_EVENTHOUSE_DATABASE"
             )
-        return cls(
-            domain, url, database, getattr(settings, f"{prefix}_eventhouse_table"), TIEBREAK_COLUMN[domain]
-        )
+        spec = registry.spec_of(domain)
+        table = settings.eventhouse_tables.get(prefix) or spec.poll_default_table
+        return cls(domain, url, database, table, spec.poll_tiebreak_column)
 
 
 @dataclass(frozen=True, order=True)

@@ -34,7 +34,7 @@ import click
 from confluent_kafka import Producer
 
 from core.errors import ConfigError, ErrorCategory, PipelineError, TransientError
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from dispatcher.checkpoint import CheckpointStore
 from dispatcher.kusto import (
     EventhouseClient,
@@ -43,6 +43,7 @@ from dispatcher.kusto import (
     ticks_of,
     token_file_provider,
 )
+from dispatcher.monitoring import observe_poll, serve_poller
 from dispatcher.poll_query import (
     Source,
     after_cursor,
@@ -97,7 +98,7 @@ class KafkaSink:
         """Return only when every line is acknowledged; else :class:`TransientError`."""
         errors: list[str] = []
 
-        def _report(err, _msg) -> None:  # noqa: ANN001 - librdkafka callback
+        def _report(err, _msg) -> None:  # librdkafka callback
             if err is not None:
                 errors.append(str(err))
 
@@ -262,6 +263,9 @@ class Poller:
             cursor = max(row_cursor(self.source, row) for row in fresh)
             self.store.save(cursor, now=self._clock())
             self.cursor = cursor
+        observe_poll(
+            self.source.domain.value, len(rows), len(fresh), self.cursor.ticks if self.cursor else None
+        )
         log.info(
             "%s page: %d fetched, %d published, checkpoint %s",
             self.source.domain.value,
@@ -314,8 +318,6 @@ class Poller:
 )
 def poll_command(domain: str, backfill: bool | None, start: datetime | None, stop: datetime | None) -> None:
     """Poll the domain's Eventhouse table into its raw Kafka topic."""
-    from core.settings import get_settings
-
     try:
         settings = get_settings()
         if backfill is None:  # --start/--stop on the command line imply a backfill
@@ -327,6 +329,7 @@ def poll_command(domain: str, backfill: bool | None, start: datetime | None, sto
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     poller.install_signal_handlers()
+    serve_poller(settings, poller)  # /metrics, /healthz, /readyz
     click.echo(
         f"polling {poller.source.table} into {settings.topic_for(domain)}"
         + (" (bulk backfill)" if poller.backfill else ""),

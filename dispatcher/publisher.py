@@ -14,9 +14,8 @@ from pathlib import Path
 from confluent_kafka import KafkaException, Producer
 
 from core.settings import Settings
+from domains import registry
 from domains.names import Domain
-
-_KEY_FIELDS = {Domain.XACT: ("traceId", "trace_id"), Domain.CLAIMX: ("projectId", "project_id")}
 
 
 def record_key(domain: Domain, line: bytes) -> bytes | None:
@@ -26,7 +25,7 @@ def record_key(domain: Domain, line: bytes) -> bytes | None:
         return None
     if not isinstance(row, dict):
         return None
-    for name in _KEY_FIELDS[domain]:
+    for name in registry.spec_of(domain).record_key_fields:  # the domain declares its key
         if row.get(name) not in (None, ""):
             return str(row[name]).encode()
     return None
@@ -56,7 +55,7 @@ def publish_lines(
     topic = settings.topic_for(domain.value)
     errors: list[str] = []
 
-    def _report(err, _msg) -> None:  # noqa: ANN001 - librdkafka callback
+    def _report(err, _msg) -> None:  # librdkafka callback
         if err is not None:
             errors.append(str(err))
 

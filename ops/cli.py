@@ -2,20 +2,48 @@
 
 Celery's own commands stay as they are: ``celery -A tasks worker -Q xact.download``,
 ``celery -A tasks beat``, ``celery -A tasks flower``.
+
+Start-up is kept short (``pipeline status --json`` is polled by scripts and by ``pipeline run``):
+a command imports what only it needs (Kafka consumer, Celery app, Delta writer, Eventhouse client)
+inside its body, and ``poll`` is loaded only when it is asked for.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from core.errors import ConfigError
+from core.redis_client import redis_client
 from core.settings import Settings, get_settings
+from dispatcher.publisher import publish_lines, read_lines
 from domains.names import Domain
+from ops.dlq_cli import dlq
+from ops.localrun import run
+from ops.report import render_status, render_summary
+from ops.status import collect_status, summarize
+
+
+class _LazyGroup(click.Group):
+    """A group whose listed subcommands are imported only when used (``name -> module:attr``)."""
+
+    lazy = {"poll": "dispatcher.poller:poll_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, attr = self.lazy[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
 
 
 def _settings() -> Settings:
@@ -25,13 +53,17 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
-@click.group()
+@click.group(cls=_LazyGroup)
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default LOG_LEVEL).")
 def main(log_level: str | None) -> None:
     """Claims pipeline operator commands."""
     logging.basicConfig(
         level=log_level or _settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if _settings().log_format == "json":
+        from core.jsonlog import use_json_logs
+
+        use_json_logs()
 
 
 @main.command()
@@ -39,8 +71,6 @@ def main(log_level: str | None) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def publish(domain: str, path: Path) -> None:
     """Publish a JSON-lines file of raw events to the domain's raw topic."""
-    from dispatcher.publisher import publish_lines, read_lines
-
     settings = _settings()
     lines = read_lines(path)
     with click.progressbar(length=len(lines), label=f"publishing to {settings.topic_for(domain)}") as bar:
@@ -52,11 +82,15 @@ def publish(domain: str, path: Path) -> None:
 @click.option("--idle-exit", type=float, default=None, help="Exit after this many idle seconds.")
 def dispatch(idle_exit: float | None) -> None:
     """Consume the raw topics and enqueue one Celery canvas per event."""
+    # The Celery app and its task modules take most of a second to load: only here.
     from dispatcher.consumer import Dispatcher
     from tasks import app
 
     dispatcher = Dispatcher(_settings(), app)
     dispatcher.install_signal_handlers()
+    from dispatcher.monitoring import serve_dispatcher
+
+    serve_dispatcher(_settings(), dispatcher)  # /metrics, /healthz, /readyz
     click.echo(f"dispatching from {', '.join(dispatcher.topics)}", err=True)
     dispatcher.run(idle_exit_seconds=idle_exit)
 
@@ -64,12 +98,10 @@ def dispatch(idle_exit: float | None) -> None:
 @main.command()
 def flush() -> None:
     """Flush staged rows into Delta now (what the Beat schedule does)."""
-    import redis
-
-    from writers.flush import flush_all
+    from writers.flush import flush_all  # deltalake and polars: slow to import
 
     settings = _settings()
-    for result in flush_all(settings, redis.Redis.from_url(settings.redis_url)):
+    for result in flush_all(settings, redis_client(settings)):
         if result.rows_in:
             click.echo(f"{result.table.value}: {result.rows_written} rows (version {result.version})")
 
@@ -78,17 +110,23 @@ def flush() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def summary(as_json: bool) -> None:
     """Counters, table rows, files and dead letters."""
-    from dataclasses import asdict
-
-    from ops.status import summarize
-
     result = summarize(_settings())
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2, default=str))
         return
-    from ops.report import render_summary
-
     click.echo(render_summary(result))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (fields: README, read-outs).")
+def status(as_json: bool) -> None:
+    """What is still to do: Kafka lag, queues, unacked and scheduled tasks, staged rows, work in
+    flight, and open dead letters; `idle` is true when none of the work is left."""
+    result = collect_status(_settings())
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        return
+    click.echo(render_status(result))
 
 
 @main.command(name="run")
@@ -103,8 +141,6 @@ def summary(as_json: bool) -> None:
 @click.option("--timeout", type=float, default=600.0, show_default=True)
 def run_local(domains: tuple[str, ...], keep_running: bool, timeout: float) -> None:
     """Run the whole pipeline locally on the sample events and print a summary."""
-    from ops.localrun import run
-
     sys.exit(
         run(
             domains=[Domain(d) for d in domains] or list(Domain),
@@ -114,13 +150,7 @@ def run_local(domains: tuple[str, ...], keep_running: bool, timeout: float) -> N
     )
 
 
-from ops.dlq_cli import dlq  # noqa: E402 - registered after main exists
-
 main.add_command(dlq)
-
-from dispatcher.poller import poll_command  # noqa: E402
-
-main.add_command(poll_command)
 
 if __name__ == "__main__":
     main()

@@ -5,26 +5,48 @@ worker, Beat and Flower as separate processes (exactly the commands an operator 
 publishes the samples, waits until the pipeline is idle, prints a summary and stops what it
 started. The local stack (Redis, Kafka) must already run: ``make run`` starts it first.
 
+It waits the way any script would: by running ``pipeline status --json`` (a subprocess, with the
+run's environment) until ``idle`` holds for a few readings in a row.
+
 Development settings used here (and only here): the simulator stands in for the attachment hosts
 and the ClaimX API through the DEV_* settings; the production URL checks still run on every URL.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-import redis
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from core import keys
+from core.redis_client import redis_client
 from core.settings import Settings, load_settings
+from dispatcher.publisher import publish_lines, read_lines
 from domains.names import Domain
+from ops.expectations import (
+    actual_figures,
+    claimx_figures,
+    claimx_values,
+    compare,
+    compare_values,
+    xact_figures,
+    xact_values,
+)
+from ops.report import render_summary
+from ops.status import Summary, summarize, topic_size
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -54,14 +76,15 @@ def dev_environment(sim_port: int, *, lake_dir: Path, group: str) -> dict[str, s
 
 @dataclass
 class Processes:
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_dir: Path = Path(".")
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-        )
+        # The child gets its own copy of the log's descriptor; ours can close at once.
+        with open(self.log_dir / f"{name}.log", "wb") as log:
+            self.procs[name] = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            )
 
     def alive(self, name: str) -> bool:
         return name in self.procs and self.procs[name].poll() is None
@@ -81,34 +104,30 @@ class Processes:
 
 def reset_state(settings: Settings) -> None:
     """A fresh run: forget the previous run's ledger, counters, staged rows, letters and queues."""
-    import shutil
-
-    client = redis.Redis.from_url(settings.redis_url)
-    for pattern in ("pipeline:*", "xact.*", "claimx.*", "unacked*", "_kombu*"):
+    client = redis_client(settings)
+    queues = [f"{d.value}.*" for d in Domain]
+    for pattern in (f"{keys.PREFIX}:*", *queues, "unacked*", "_kombu*"):
         for key in client.scan_iter(match=pattern):
             client.delete(key)
     shutil.rmtree(settings.lake_dir, ignore_errors=True)
 
 
-def with_retries(fn, *, attempts: int = 20, delay: float = 1.0):  # noqa: ANN001, ANN201
-    """Kafka answers NOT_LEADER / COORDINATOR_LOAD_IN_PROGRESS for a while after it starts."""
-    from confluent_kafka import KafkaException
+T = TypeVar("T")
 
-    for attempt in range(attempts):
+
+def with_retries(fn: Callable[[], T], *, attempts: int = 20, delay: float = 1.0) -> T:
+    """Kafka answers NOT_LEADER / COORDINATOR_LOAD_IN_PROGRESS for a while after it starts."""
+    for _ in range(attempts - 1):
         try:
             return fn()
         except KafkaException:
-            if attempt == attempts - 1:
-                raise
             time.sleep(delay)
-    return None
+    return fn()
 
 
 def skip_history(settings: Settings) -> None:
     """Point the run's consumer group at the end of the raw topics, so only this run's records
     are read (the topics keep earlier runs' records)."""
-    from confluent_kafka import Consumer, TopicPartition
-
     consumer = Consumer(
         {**settings.kafka_config(), "group.id": settings.kafka_consumer_group, "enable.auto.commit": False}
     )
@@ -125,24 +144,33 @@ def skip_history(settings: Settings) -> None:
         consumer.close()
 
 
-def wait_idle(settings: Settings, procs: Processes, timeout: float) -> bool:
-    from ops.status import kafka_lag, pending_chains, queue_depths, staged, unacked
+def pipeline_status(env: dict[str, str]) -> dict[str, Any] | None:
+    """``pipeline status --json`` as a script runs it; ``None`` when it fails (broker restarting)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "status", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        return None
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
 
-    client = redis.Redis.from_url(settings.redis_url)
-    topics = [settings.topic_for(d.value) for d in Domain]
+
+def wait_idle(env: dict[str, str], procs: Processes, timeout: float, quiet_readings: int = 3) -> bool:
+    """True once ``pipeline status --json`` says ``idle`` ``quiet_readings`` times in a row (a
+    single reading can fall between a task's end and the next one it enqueues); False on time-out
+    or when a process of the run exited."""
     quiet = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        busy = (
-            abs(kafka_lag(settings, topics))
-            + sum(queue_depths(client).values())
-            + unacked(client)
-            + staged(client)
-            + pending_chains(client)
-            + int(bool(client.keys("pipeline:stage:*:batch")))
-        )
-        quiet = quiet + 1 if busy == 0 else 0
-        if quiet >= 3:
+        status = pipeline_status(env)
+        quiet = quiet + 1 if status is not None and status["idle"] else 0
+        if quiet >= quiet_readings:
             return True
         dead = [n for n in procs.procs if not procs.alive(n)]
         if dead:
@@ -154,22 +182,31 @@ def wait_idle(settings: Settings, procs: Processes, timeout: float) -> bool:
 
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=3) as resp:  # our own services on 127.0.0.1
             return resp.status == 200
     except OSError:
         return False
 
 
-def check_expectations(summary, domains: list[Domain]) -> bool:  # noqa: ANN001 - status.Summary
-    """Print the sample expectations next to the run's figures; True when all match."""
-    from ops.expectations import actual_figures, claimx_figures, compare, xact_figures
+def _table_rows(settings: Settings, table: str) -> list[dict[str, Any]]:
+    from writers.flush import read_table  # Delta readers load only when values are compared
 
+    return read_table(settings, table).to_dicts()
+
+
+def check_expectations(summary: Summary, domains: list[Domain], settings: Settings | None = None) -> bool:
+    """Print the sample expectations next to the run's figures; True when all match.
+
+    With ``settings``, the column values the expectation files give are compared too (read
+    from the run's Delta tables)."""
     ok = True
     for domain in domains:
-        figures = {Domain.XACT: xact_figures, Domain.CLAIMX: claimx_figures}[domain](
-            SAMPLES / "expected" / f"{domain.value}_expectations.json"
-        )
+        expected_file = SAMPLES / "expected" / f"{domain.value}_expectations.json"
+        figures = {Domain.XACT: xact_figures, Domain.CLAIMX: claimx_figures}[domain](expected_file)
         lines = compare(figures, actual_figures(domain.value, summary))
+        if settings is not None:
+            values = {Domain.XACT: xact_values, Domain.CLAIMX: claimx_values}[domain](expected_file)
+            lines += compare_values(values, functools.partial(_table_rows, settings))
         print(f"[{domain.value}] against samples/expected/{domain.value}_expectations.json")
         print("\n".join(lines))
         ok = ok and not any(line.endswith("MISMATCH") for line in lines)
@@ -177,10 +214,6 @@ def check_expectations(summary, domains: list[Domain]) -> bool:  # noqa: ANN001 
 
 
 def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) -> int:
-    from dispatcher.publisher import publish_lines, read_lines
-    from ops.report import render_summary
-    from ops.status import summarize, topic_size
-
     sim_port, flower_port = free_port(), int(os.environ.get("FLOWER_PORT", "5555"))
     base = load_settings()
     lake = base.lake_dir.resolve()
@@ -233,7 +266,7 @@ def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) ->
                 "--loglevel",
                 "INFO",
             ],
-            env,
+            {**env, "WORKER_METRICS_PORT": "9485"},  # one metrics port per worker on this host
         )
         procs.start(
             "worker-maintenance",
@@ -249,12 +282,13 @@ def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) ->
                 "--loglevel",
                 "INFO",
             ],
-            env,
+            {**env, "WORKER_METRICS_PORT": "9486"},  # scraped by monitoring/prometheus-local.yml
         )
         procs.start(
             "beat", celery + ["beat", "-s", str(run_dir / "beat-schedule"), "--loglevel", "INFO"], env
         )
-        procs.start("flower", celery + ["flower", f"--port={flower_port}", "--address=127.0.0.1"], env)
+        # ops.flower: basic auth from FLOWER_BASIC_AUTH; refuses an address beyond loopback without it.
+        procs.start("flower", [sys.executable, "-m", "ops.flower", f"--port={flower_port}"], env)
         procs.start("dispatcher", [sys.executable, "-m", "ops.cli", "dispatch"], env)
         for _ in range(60):
             if _http_ok(f"http://127.0.0.1:{sim_port}/_sim/health"):
@@ -265,7 +299,7 @@ def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) ->
             sample = SAMPLES / f"{domain.value}_events.jsonl"
             sent = publish_lines(settings, domain, read_lines(sample))
             print(f"published {sent} {domain.value} records from {sample.relative_to(ROOT)}")
-        idle = wait_idle(settings, procs, timeout_seconds)
+        idle = wait_idle(env, procs, timeout_seconds)
         summary = summarize(settings)
         summary.kafka_dead_letters = {
             d.value: topic_size(settings, settings.dlq_topic_for(d.value)) - dlq_before[d] for d in Domain
@@ -276,7 +310,7 @@ def run(*, domains: list[Domain], keep_running: bool, timeout_seconds: float) ->
         summary.extra["pipeline idle"] = "yes" if idle else f"NO (timed out after {timeout_seconds:.0f} s)"
         summary.extra["process logs"] = str(run_dir)
         print(render_summary(summary))
-        matches = check_expectations(summary, domains)
+        matches = check_expectations(summary, domains, settings)
         if keep_running:
             print("services left running; stop them with Ctrl-C")
             signal.pause()

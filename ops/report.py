@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.status import Summary
+from ops.status import Status, Summary
 
 
 def _mib(size: int) -> str:
@@ -39,3 +39,34 @@ def render_summary(s: Summary) -> str:
     for key, value in s.extra.items():
         lines.append(f"{key}: {value}")
     return "\n".join(lines)
+
+
+def render_status(s: Status) -> str:
+    """``pipeline status`` for a person: only the measures that are not zero, then the verdict."""
+    lines = [f"kafka lag  {topic}: {n}" for topic, n in sorted(s.kafka_lag.items()) if n]
+    lines += [f"queue      {name}: {n}" for name, n in sorted(s.queues.items()) if n]
+    lines += [f"unacked    {s.unacked} (scheduled {s.scheduled})"] if s.unacked or s.scheduled else []
+    lines += [f"staged     {table}: {n} rows" for table, n in sorted(s.staged.items()) if n]
+    lines += [f"in flight  {what}: {n}" for what, n in sorted(s.in_flight.items()) if n]
+    lines += [f"dead letters {domain}: {n} open" for domain, n in sorted(s.dead_letters.items()) if n]
+    lines += [  # health: only what is wrong (an endpoint that does not answer is not running here)
+        f"health     {what}: {state}"
+        for what, state in sorted(s.health.items())
+        if state not in ("ok", "ready", "no endpoint")
+    ]
+    lines += [_dispatcher_line(d) for d in s.dispatchers]
+    lines.append("idle" if s.idle else "busy")
+    return "\n".join(lines)
+
+
+def _dispatcher_line(d: dict) -> str:
+    """One dispatcher: paused (why) or running, its largest backlog against the marks, time paused."""
+    marks = d.get("marks", {})
+    queues = {k: v for k, v in d.get("backlog", {}).items() if "." in k}
+    top = max(queues.items(), key=lambda kv: kv[1], default=("-", 0))
+    why = ", ".join(f"{dom}: {reason}" for dom, reason in sorted(d.get("paused", {}).items()))
+    return (
+        f"dispatcher {d.get('member', '?')}: {d.get('state', '?')}{f' ({why})' if why else ''}"
+        f"{' [stale]' if d.get('stale') else ''}; largest queue {top[0]} {top[1]}"
+        f" (high {marks.get('high', '?')}, low {marks.get('low', '?')}); paused {d.get('paused_seconds_total', 0)} s"
+    )

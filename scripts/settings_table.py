@@ -9,7 +9,7 @@ from pydantic_core import PydanticUndefined
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.settings import Settings  # noqa: E402
+from core.settings import Settings
 
 
 def rows() -> list[str]:

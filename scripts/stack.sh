@@ -1,28 +1,40 @@
 #!/usr/bin/env bash
 # Native local stack for development and CI (no Docker engine needed):
-#   Redis (AOF on), Apache Kafka 4.4 (KRaft single node), Azurite (blob endpoint only).
+#   Redis (AOF on), Apache Kafka 4.4 (KRaft single node), Azurite (blob endpoint only),
+#   Prometheus (Debian package; scrapes the pipeline processes, loads monitoring/alerts.yml).
 #
 # Usage: scripts/stack.sh {install|start|stop|status|topics|reset}
-#   install  fetch what is missing: redis-server (apt), Kafka jars (Maven Central), Azurite (npm)
+#   install  fetch what is missing: redis-server (apt), Kafka jars (Maven Central), Azurite (npm),
+#            prometheus + promtool (apt; Debian's system service is kept stopped)
 #   start    install what a service to launch lacks, start the services, wait until each answers, create the topics
 #   stop     stop only the processes this script started (pid files under $STACK_DIR)
 #   status   one line per service: running / external / stopped, pid, port (exit 3 if any stopped)
 #   topics   create the pipeline topics idempotently (scripts/kafka/admin.py)
 #   reset    stop, then delete the services' data (keeps the installed jars and node modules)
 #
-# Environment: STACK_DIR (default <repo>/.stack), STACK_SERVICES (default "redis kafka azurite"),
-#   REDIS_PORT (6379), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), AZURITE_PORT (10000),
+# Environment: STACK_DIR (default <repo>/.stack), STACK_SERVICES (default "redis kafka azurite prometheus"),
+#   REDIS_PORT (6379), REDIS_MAXMEMORY (2gb), REDIS_APPENDFSYNC (everysec), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), AZURITE_PORT (10000),
+#   PROMETHEUS_PORT (9090), PROMETHEUS_CONFIG (monitoring/prometheus-local.yml),
 #   STACK_START_TIMEOUT seconds per service (120), KAFKA_HEAP_OPTS, PYTHON (python3).
 # Everything binds to 127.0.0.1. Data and logs: see docs/local-stack.md.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_DIR="${STACK_DIR:-$REPO_ROOT/.stack}"
-STACK_SERVICES="${STACK_SERVICES:-redis kafka azurite}"
+STACK_SERVICES="${STACK_SERVICES:-redis kafka azurite prometheus}"
 REDIS_PORT="${REDIS_PORT:-6379}"
+# A memory budget: Redis refuses writes past it (noeviction: queued work is never evicted); the
+# dispatcher's backpressure marks stay well below it (README "Backpressure").
+REDIS_MAXMEMORY="${REDIS_MAXMEMORY:-2gb}"
+# everysec: a host crash may lose ~1 s of acknowledged writes; "always" closes that window on
+# Redis < 7.2, where the dispatcher cannot confirm fsync with WAITAOF (README "Durability").
+REDIS_APPENDFSYNC="${REDIS_APPENDFSYNC:-everysec}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 AZURITE_PORT="${AZURITE_PORT:-10000}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+# What the local Prometheus scrapes: the pipeline processes on this host (README "Monitoring").
+PROMETHEUS_CONFIG="${PROMETHEUS_CONFIG:-$REPO_ROOT/monitoring/prometheus-local.yml}"
 AZURITE_VERSION="${AZURITE_VERSION:-3.37.0}"
 STACK_START_TIMEOUT="${STACK_START_TIMEOUT:-120}"
 STOP_TIMEOUT_SECONDS=20
@@ -43,7 +55,8 @@ as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 port_of() {
   case "$1" in
     redis) echo "$REDIS_PORT" ;; kafka) echo "$KAFKA_PORT" ;; azurite) echo "$AZURITE_PORT" ;;
-    *) die "unknown service '$1' (known: redis kafka azurite)" ;;
+    prometheus) echo "$PROMETHEUS_PORT" ;;
+    *) die "unknown service '$1' (known: redis kafka azurite prometheus)" ;;
   esac
 }
 pid_file() { echo "$STACK_DIR/$1.pid"; }
@@ -52,10 +65,11 @@ log_files() {
     redis) echo "$STACK_DIR/redis/redis.log" ;;
     kafka) echo "$STACK_DIR/kafka/kafka.out $STACK_DIR/kafka/kafka.log" ;;
     azurite) echo "$STACK_DIR/azurite/azurite.log" ;;
+    prometheus) echo "$STACK_DIR/prometheus/prometheus.log" ;;
   esac
 }
 # What the process's command line must contain for a pid file to count as ours (guards pid reuse).
-cmd_marker() { case "$1" in redis) echo redis-server ;; kafka) echo kafka.Kafka ;; azurite) echo azurite-blob ;; esac; }
+cmd_marker() { case "$1" in redis) echo redis-server ;; kafka) echo kafka.Kafka ;; azurite) echo azurite-blob ;; prometheus) echo prometheus ;; esac; }
 
 # Prints the pid and succeeds when the service's pid file names a live process of that service.
 owned_pid() {
@@ -77,6 +91,7 @@ probe() {
   case "$1" in
     redis) [[ "$(timeout 3 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] ;;
     kafka) "${KAFKA_ADMIN[@]}" ready --bootstrap "$HOST:$KAFKA_PORT" --timeout 3 2>/dev/null ;;
+    prometheus) [[ "$(curl -sS -m 3 "http://$HOST:$PROMETHEUS_PORT/-/ready" 2>/dev/null)" == *"Ready"* ]] ;;
     azurite)  # any HTTP status will do; the Server header says who answered
       headers="$(curl -sS -m 3 -o /dev/null -D - "http://$HOST:$AZURITE_PORT/devstoreaccount1?comp=list" 2>/dev/null)" || return 1
       [[ ${headers,,} == *"server: azurite-blob"* ]] ;;
@@ -120,6 +135,23 @@ install_kafka() {
   log "kafka: $(find "$libs" -name '*.jar' | wc -l) jars in $libs"
 }
 
+# Debian's package (prometheus + promtool). Its own system service would listen on 0.0.0.0:9090:
+# a policy-rc.d that refuses every start keeps it stopped during the install, and it is disabled
+# at boot; `start` runs our own instance on 127.0.0.1 instead.
+install_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && { log "prometheus: installed"; return; }
+  log "prometheus: installing the Debian package prometheus (its system service stays stopped)"
+  local policy=/usr/sbin/policy-rc.d created=""
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && created=1
+  fi
+  as_root apt-get update -qq
+  as_root env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+    || { [[ -n $created ]] && as_root rm -f "$policy"; die "prometheus: apt-get install failed"; }
+  [[ -n $created ]] && as_root rm -f "$policy"
+  if [[ -d /run/systemd/system ]]; then as_root systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+}
+
 install_azurite() {
   local dir="$STACK_DIR/azurite"
   if [[ -x $dir/node_modules/.bin/azurite-blob ]]; then log "azurite: installed ($dir)"; return; fi
@@ -152,7 +184,8 @@ spawn() {
 launch_redis() {
   mkdir -p "$STACK_DIR/redis"
   redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes --dir "$STACK_DIR/redis" \
-    --appendonly yes --appendfsync everysec --daemonize yes --pidfile "$(pid_file redis)" \
+    --appendonly yes --appendfsync "$REDIS_APPENDFSYNC" --daemonize yes --pidfile "$(pid_file redis)" \
+    --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction \
     --logfile "$STACK_DIR/redis/redis.log" || { show_logs redis; die "redis: redis-server refused to start"; }
 }
 
@@ -177,6 +210,14 @@ launch_kafka() {
   spawn kafka "$dir/kafka.out" java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${java_props[@]}" \
     -cp "$libs/*" kafka.Kafka "$props"
+}
+
+launch_prometheus() {
+  local dir="$STACK_DIR/prometheus"
+  mkdir -p "$dir/data"
+  spawn prometheus "$dir/prometheus.log" prometheus --config.file="$PROMETHEUS_CONFIG" \
+    --storage.tsdb.path="$dir/data" --storage.tsdb.retention.time=7d \
+    --web.listen-address="$HOST:$PROMETHEUS_PORT" --web.enable-lifecycle
 }
 
 # --disableTelemetry: Azurite otherwise tries to reach a telemetry endpoint (no network here) and
@@ -276,7 +317,7 @@ cmd_status() {
 
 cmd_reset() {
   cmd_stop
-  rm -rf "$STACK_DIR/redis" "$STACK_DIR/kafka/data" "$STACK_DIR/kafka/cluster.id" "$STACK_DIR/azurite/data"
+  rm -rf "$STACK_DIR/redis" "$STACK_DIR/kafka/data" "$STACK_DIR/kafka/cluster.id" "$STACK_DIR/azurite/data" "$STACK_DIR/prometheus/data"
   log "data removed; installed jars and node modules kept (delete $STACK_DIR for a full reset)"
 }
 

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from settings_table import rows  # noqa: E402
+from settings_table import rows  # noqa: E402 - after the path setup
 
 readme = ROOT / "README.md"
 text = readme.read_text()

@@ -102,7 +102,7 @@ class Simulator(_Urls):
         return int(self._server.server_address[1])
 
     @property
-    def base_url(self) -> str:  # type: ignore[override]
+    def base_url(self) -> str:  # type: ignore[override]  # read-only here: the port is known once serving
         return f"http://{BIND_HOST}:{self.port}"
 
     def set_fault(

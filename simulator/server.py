@@ -117,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Path only: queries carry (fake) presigned signatures, which never go to logs.
         log.debug("simulator %s %s -> %s", self.command, urlsplit(self.path).path, code)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         log.debug("simulator: %s", format % args if args else format)
 
     def do_GET(self) -> None:

@@ -1,9 +1,12 @@
-"""Celery app and stage tasks. ``celery -A tasks worker -Q xact.download`` works from here."""
+"""Celery app and stage tasks. ``celery -A tasks worker -Q xact.download`` works from here.
 
-from tasks.application import TASK_MODULES, app
+Importing the package registers every stage task for every registered domain
+(``domains.registry``): the stage modules below hold only domain-neutral machinery.
+"""
+
+from tasks import batcher, download, enrich, upload, write  # noqa: F401 - registers the tasks
+from tasks.application import app
 
 app.loader.import_default_modules()
-for _module in TASK_MODULES:
-    __import__(_module)
 
 __all__ = ["app"]

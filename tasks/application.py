@@ -5,33 +5,33 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import celeryd_after_setup, worker_process_init
 
-from domains.names import DOMAIN_STAGES, Stage, queue_name
+from core.settings import get_settings
+from domains import registry
+from domains.names import Stage, host_upload_queue, queue_name
+from tasks import kombu_clients as _kombu_clients  # noqa: F401 - one Redis client per channel
+from tasks import kombu_fixes as _kombu_fixes  # noqa: F401 - workers survive a broker restart
+from tasks import monitoring as _monitoring  # noqa: F401 - connects the metrics/health/log signals
+from tasks import tracking as _tracking  # noqa: F401 - who holds what; heartbeat, retry release, reaper
+from tasks.runtime import reset_runtime
 
 app = Celery("claims_pipeline")
 app.config_from_object("celeryconfig")
-
-TASK_MODULES = ["tasks.download", "tasks.upload", "tasks.write", "tasks.enrich", "tasks.batcher"]
 
 
 @worker_process_init.connect
 def _fresh_resources(**_: object) -> None:
     """Each forked child builds its own Redis/HTTP clients."""
-    from tasks.runtime import reset_runtime
-
     reset_runtime()
 
 
 @celeryd_after_setup.connect
-def _add_host_upload_queues(sender: str, instance, **_: object) -> None:  # noqa: ANN001
+def _add_host_upload_queues(sender: str, instance, **_: object) -> None:
     """A worker that downloads also uploads what it downloaded when the cache is host-local."""
-    from core.settings import get_settings
-    from tasks.download import host_upload_queue
-
     if get_settings().shared_cache:
         return
     selected = instance.app.amqp.queues.consume_from
     consumer_queues = {q.name for q in selected.values()} if selected else set(instance.app.amqp.queues)
     hostname = sender.split("@", 1)[-1]
-    for domain, stages in DOMAIN_STAGES.items():
-        if Stage.DOWNLOAD in stages and queue_name(domain, Stage.DOWNLOAD) in consumer_queues:
+    for domain, spec in registry.specs().items():
+        if Stage.DOWNLOAD in spec.stages and queue_name(domain, Stage.DOWNLOAD) in consumer_queues:
             instance.app.amqp.queues.select_add(host_upload_queue(domain, hostname))

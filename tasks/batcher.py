@@ -12,12 +12,13 @@ import time
 
 from celery import Task
 
+from core import keys
 from core.observability import Metric
 from core.state import Counters, PendingAttachments
 from domains.attachments import AttachmentJob
 from domains.names import Table
 from tasks.application import app
-from tasks.outcomes import DONE_PREFIX
+from tasks.canvas import attachment_chain
 from tasks.runtime import get_runtime
 
 log = logging.getLogger("pipeline.batcher")
@@ -30,6 +31,8 @@ class FlushFailed(Exception):
 @app.task(bind=True, name="pipeline.flush", acks_late=False)
 def flush(self: Task) -> dict[str, int]:
     """Flush every table that has staged rows; returns rows written per table."""
+    # Local import keeps start-up fast: Delta and Polars are loaded only by the maintenance
+    # workers that run the batcher, not by every stage worker.
     from writers.flush import flush_all
 
     rt = get_runtime()
@@ -62,7 +65,7 @@ def flush(self: Task) -> dict[str, int]:
 
 @app.task(bind=True, name="pipeline.flush_table", acks_late=False)
 def flush_table(self: Task, table: str) -> int:
-    from writers.flush import flush_table as _flush
+    from writers.flush import flush_table as _flush  # local: start-up (see flush)
 
     rt = get_runtime()
     return _flush(rt.settings, rt.redis, Table(table)).rows_written
@@ -71,11 +74,12 @@ def flush_table(self: Task, table: str) -> int:
 @app.task(bind=True, name="pipeline.maintain", acks_late=False)
 def maintain(self: Task) -> dict[str, dict[str, int | str | None]]:
     """Daily: compact small files and vacuum unreferenced ones, table by table (under its lock)."""
-    from writers.maintenance import maintain_table
+    from writers.maintenance import maintain_table  # local: start-up (see flush)
+    from writers.tables import TABLES  # local: start-up (see flush)
 
     rt = get_runtime()
     report: dict[str, dict[str, int | str | None]] = {}
-    for table in Table:
+    for table in TABLES:  # every registered domain's tables
         result = maintain_table(rt.settings, rt.redis, table)
         report[table.value] = {
             "compacted_away": result.files_removed_by_compaction,
@@ -89,26 +93,29 @@ def maintain(self: Task) -> dict[str, dict[str, int | str | None]]:
 def restart_lost_chains(
     client,
     pending: PendingAttachments,
-    counters: Counters,  # noqa: ANN001 - redis
+    counters: Counters,
     orphan_after_seconds: float,
     now: float,
 ) -> int:
     """Restart attachment chains silent for longer than ``orphan_after_seconds``; returns how many.
 
     Celery on Redis can lose a message when a worker's main process dies between taking it off
-    the queue and recording it as unacknowledged; this is the net under that gap. Restarting work
-    that was not lost is harmless: every stage is idempotent.
+    the queue and recording it as unacknowledged. The reaper (``tasks.reaper``) catches that within
+    minutes for every chain whose current message id is known; this is the last net under it
+    (chains tracked without an id, a reaper that cannot run). Restarting work that was not lost is
+    harmless: every stage is idempotent.
     """
-    from tasks.canvas import attachment_chain
-
     restarted = 0
     for member, payload in pending.stale(now - orphan_after_seconds):
         job = AttachmentJob.model_validate_json(payload)
-        if client.exists(f"{DONE_PREFIX}:{job.domain.value}:{job.media_id}"):
+        if client.exists(keys.done(job.domain.value, job.media_id)):
             pending.done(member)
             continue
-        attachment_chain(app, job).apply_async()
-        pending.touch(member, now=now)
+        chained = attachment_chain(app, job)
+        first = chained.tasks[0]
+        first.freeze()
+        pending.expect(member, str(first.id), now=now)  # what the reaper now looks for
+        chained.apply_async()
         counters.incr(job.domain, Metric.CHAINS_RESTARTED)
         restarted += 1
     if restarted:
@@ -118,8 +125,16 @@ def restart_lost_chains(
 
 @app.task(bind=True, name="pipeline.sweep", acks_late=False)
 def sweep(self: Task) -> int:
-    """Beat: restart attachment chains the broker lost (see :func:`restart_lost_chains`)."""
+    """Beat: restart attachment chains the broker lost (see :func:`restart_lost_chains`).
+
+    One sweep at a time (two Beats, a redelivery): concurrent sweeps would both restart a chain.
+    """
+    from tasks.beat import single_run
+
     rt = get_runtime()
-    return restart_lost_chains(
-        rt.redis, rt.pending, rt.counters, rt.settings.orphan_after_seconds, time.time()
-    )
+    with single_run(rt.redis, "sweep") as mine:
+        if not mine:
+            return 0
+        return restart_lost_chains(
+            rt.redis, rt.pending, rt.counters, rt.settings.orphan_after_seconds, time.time()
+        )

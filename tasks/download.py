@@ -13,36 +13,38 @@ from typing import Any
 
 from celery.exceptions import Ignore
 
+from core import keys
+from core.cache import cache_file
 from core.download import DownloadPolicy, download_to_file
 from core.errors import PermanentError, PipelineError
 from core.observability import Metric
 from core.security.redact import sanitize_url
+from core.state import UrlVault
 from domains.attachments import AttachmentJob
-from domains.names import Domain, Stage
-from tasks.application import app
-from tasks.base import StageTask, register_attachment_stage, utcnow
-from tasks.outcomes import DONE_PREFIX, record_attachment_failure
+from domains.names import Domain, Stage, host_upload_queue
+from domains.registry import spec_of
+from tasks.base import StageTask, utcnow
+from tasks.outcomes import register_attachment_stage
 from tasks.runtime import Runtime
 
 log = logging.getLogger("pipeline.tasks.download")
 
 
-def host_upload_queue(domain: Domain | str, hostname: str) -> str:
-    return f"{Domain(domain).value}.{Stage.UPLOAD.value}.host.{hostname}"
-
-
 def cache_path(rt: Runtime, job: AttachmentJob, run_id: str) -> Path:
-    """``{cache_dir}/{domain}/{media_id}/{run_id}/{file name}`` (the name is already sanitised).
-
-    ``run_id`` (the download task's id, stable across its retries) keeps two chains of one media
-    id - a re-sent event downloading while the first is in flight - from sharing one cached file.
-    """
-    return rt.settings.cache_dir / job.domain.value / job.media_id / run_id / Path(job.blob_path).name
+    """The run's private cache file (:func:`core.cache.cache_file`): named from hashes of the media
+    id and ``run_id`` (the download task's id, stable across its retries), never from the
+    attachment's name, so two chains of one media id never share a file."""
+    return cache_file(rt.settings.cache_dir, job.domain.value, job.media_id, run_id)
 
 
-def fetch(rt: Runtime, job: AttachmentJob, run_id: str = "manual") -> AttachmentJob:
-    """Download the job's file; refresh an expired claimx link (at most ``url_refresh_max``)."""
-    url = rt.vault.get(job.vault_key())
+def fetch(
+    rt: Runtime, job: AttachmentJob, run_id: str = "manual", *, url: str | None = None
+) -> AttachmentJob:
+    """Download the job's file; a link the domain can re-issue (its spec's ``refreshable`` /
+    ``refresh_url``, e.g. an expired claimx link) is refreshed at most ``url_refresh_max`` times.
+    ``url``: the vault's entry when the caller has read it already (else it is read here)."""
+    if url is None:
+        url = rt.vault.get(job.vault_key())
     if url is None:
         raise PermanentError(f"No download URL on record for media {job.media_id}")
     policy = DownloadPolicy.from_settings(rt.settings, check_presigned_expiry=job.check_expiry)
@@ -53,7 +55,12 @@ def fetch(rt: Runtime, job: AttachmentJob, run_id: str = "manual") -> Attachment
             result = download_to_file(rt.http, url, dest, policy, expected_extension=expected_ext)
             break
         except PipelineError as err:
-            if not _refreshable(job, err) or job.refresh_count >= rt.settings.url_refresh_max:
+            spec = spec_of(job.domain)
+            if (
+                spec.refresh_url is None
+                or not spec.refreshable(job, err)
+                or job.refresh_count >= rt.settings.url_refresh_max
+            ):
                 raise
             url = _refresh_url(rt, job)
             job = job.model_copy(
@@ -71,20 +78,11 @@ def fetch(rt: Runtime, job: AttachmentJob, run_id: str = "manual") -> Attachment
     )
 
 
-def _refreshable(job: AttachmentJob, err: PipelineError) -> bool:
-    """claimx presigned links that expired or were refused can be re-issued by the API."""
-    if job.domain is not Domain.CLAIMX:
-        return False
-    text = err.message.lower()
-    return err.http_status == 403 or "expired" in text or "forbidden" in text or "access denied" in text
-
-
 def _refresh_url(rt: Runtime, job: AttachmentJob) -> str:
-    from domains.claimx.media import refresh_media_url
-    from tasks.enrich import claimx_client
-
-    project_id = job.context.get("project_id") or ""
-    url = refresh_media_url(claimx_client(rt), project_id, job.media_id)
+    refresh = spec_of(job.domain).refresh_url
+    if refresh is None:  # checked by the caller; a spec changed under a running worker
+        raise PermanentError(f"domain {job.domain} cannot refresh a download link")
+    url = refresh(rt.context(job.domain), job)
     rt.vault.put(job.vault_key(), url)
     return url
 
@@ -101,17 +99,20 @@ def _route_upload_to_this_host(task: StageTask, domain: Domain) -> None:
 def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, Any]:
     job = AttachmentJob.model_validate(payload)
     rt = task.runtime
-    if rt.redis.exists(f"{DONE_PREFIX}:{domain.value}:{job.media_id}"):
+    # The done marker and the vault's URL in one round trip.
+    pipe = rt.redis.pipeline(transaction=False)
+    pipe.exists(keys.done(job.domain.value, job.media_id))
+    pipe.get(UrlVault.redis_key(job.vault_key()))
+    already, raw_url = pipe.execute()
+    if already:
         rt.counters.incr(domain, Metric.DOWNLOAD_SKIPPED_DONE)
         rt.pending.done(job.vault_key())  # a repeat of finished work: nothing is in flight
         raise Ignore()
-    try:
-        done = fetch(rt, job, task.request.id or "manual")
-    except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
-        task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
+    url = raw_url.decode() if isinstance(raw_url, bytes) else raw_url
+    done = fetch(rt, job, task.request.id or "manual", url=url)  # failures: AttachmentStageTask
     rt.counters.incr_many(domain, {Metric.DOWNLOADED: 1, Metric.BYTES_DOWNLOADED: done.bytes_downloaded or 0})
     _route_upload_to_this_host(task, domain)
     return done.model_dump(mode="json")
 
 
-register_attachment_stage(app, Stage.DOWNLOAD, _run)
+register_attachment_stage(Stage.DOWNLOAD, _run)

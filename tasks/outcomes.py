@@ -1,93 +1,83 @@
-"""Recorded outcomes of attachment work: the inventory row on success, the failed row on a
-permanent failure (xact), and the ``done`` marker that makes a re-run a no-op."""
+"""Outcomes of attachment work, for every domain: the ``done`` marker, the failure record, and
+the task class every attachment stage (``download``, ``upload``, ``write.inventory``) shares.
+
+What a row looks like is the domain's business (its spec's ``inventory_row``, ``failed_row`` and
+``recovered_row`` hooks); when they are written, and the marker that makes a re-run of a stored
+attachment a no-op, are decided here once.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+from core import keys
 from core.errors import PipelineError
-from core.security.redact import sanitize_error
+from domains import registry
 from domains.attachments import AttachmentJob
-from domains.names import Domain, Table
+from domains.names import Domain, Stage, task_name
+from domains.registry import spec_of
+from tasks.application import app
+from tasks.base import FailureHook, StageTask, utcnow
+from tasks.canvas import write_rows
 from tasks.runtime import Runtime
 
-DONE_PREFIX = "pipeline:done"
-DONE_TTL_SECONDS = 30 * 24 * 3600
+
+def is_done(rt: Runtime, job: AttachmentJob) -> bool:
+    """The attachment's inventory row was staged: a repeat of its chain has nothing to do."""
+    return bool(rt.redis.exists(keys.done(job.domain.value, job.media_id)))
 
 
-def inventory_row(job: AttachmentJob, url: str | None, now) -> tuple[Table, dict[str, Any]]:  # noqa: ANN001
-    """The inventory row; ``url`` is the real attachment URL from the vault (SPEC keeps it)."""
-    if job.domain is Domain.XACT:
-        from domains.xact.flatten import attachment_row
-
-        return Table.XACT_ATTACHMENTS, attachment_row(
-            media_id=job.media_id,
-            trace_id=job.context.get("trace_id"),
-            attachment_url=url or job.url_display,
-            blob_path=job.blob_path,
-            file_type=job.file_type,
-            status_subtype=job.context.get("status_subtype"),
-            assignment_id=job.context.get("assignment_id"),
-            bytes_downloaded=job.bytes_downloaded or 0,
-            downloaded_at=job.downloaded_at or now,
-            now=now,
-        )
-    return Table.CLAIMX_ATTACHMENTS, {
-        "media_id": job.media_id,
-        "project_id": job.context.get("project_id"),
-        "event_id": job.event_id,
-        "file_name": job.file_name,
-        "file_type": job.file_type,
-        "blob_path": job.blob_path,
-        "bytes_downloaded": job.bytes_downloaded or 0,
-        "content_type": job.content_type,
-        "downloaded_at": (job.downloaded_at or now).isoformat(),
-        "created_at": now.isoformat(),
-        "updated_at": now.isoformat(),
-    }
-
-
-def recovered_row(job: AttachmentJob, now) -> dict[str, Any] | None:  # noqa: ANN001
-    """xact: a replayed attachment that now succeeded turns its failed row into ``recovered``.
-
-    A partial row: the merge keeps every column it does not carry (URL, failure time, …)."""
-    letter_id = job.context.get("replayed_from")
-    if job.domain is not Domain.XACT or not letter_id:
-        return None
-    return {
-        "media_id": job.media_id,
-        "status": "recovered",
-        "error_message": f"recovered by replaying dead letter {letter_id}",
-        "created_at": now.isoformat(),
-    }
+def mark_done(rt: Runtime, job: AttachmentJob, *, pipe: Any = None) -> None:
+    """``pipe``: queue the marker on the caller's pipeline or transaction (it executes)."""
+    client = rt.redis if pipe is None else pipe
+    client.set(keys.done(job.domain.value, job.media_id), job.destination or "1", ex=keys.DONE_TTL_SECONDS)
 
 
 def record_attachment_failure(rt: Runtime, payload: dict[str, Any], err: PipelineError) -> None:
-    """The chain ended in a dead letter: it is no longer in flight; xact also keeps the failure
-    in ``xact_attachments_failed``."""
+    """The chain ended in a dead letter: it is no longer in flight, and the domain's failed row
+    (if it keeps one) is written."""
     job = AttachmentJob.model_validate(payload)
     rt.pending.done(job.vault_key())
-    if job.domain is not Domain.XACT:
-        return
-    from domains.xact.flatten import failed_row
-    from tasks.application import app
-    from tasks.base import utcnow
-    from tasks.canvas import write_rows
+    failed = spec_of(job.domain).failed_row(job, rt.vault.get(job.vault_key()), err, utcnow())
+    if failed is not None:
+        table, row = failed
+        write_rows(app, job.domain, table, [row], rt.stash).apply_async()
 
-    now = utcnow()
-    row = failed_row(
-        media_id=job.media_id,
-        trace_id=job.context.get("trace_id"),
-        attachment_url=rt.vault.get(job.vault_key()) or job.url_display,
-        blob_path=job.blob_path,
-        status_subtype=job.context.get("status_subtype"),
-        assignment_id=job.context.get("assignment_id"),
-        status="failed_permanent",
-        error_message=sanitize_error(err.message),
-        error_category=err.category.value,
-        http_status=err.http_status,
-        retry_count=0,
-        failed_at=now,
-        now=now,
-    )
-    write_rows(app, Domain.XACT, Table.XACT_ATTACHMENTS_FAILED, [row], rt.stash).apply_async()
+
+class AttachmentStageTask(StageTask):
+    """A stage of an attachment chain: its dead letter holds the job (never a local cache path)
+    keyed by media id, and a dead letter ends the chain's record (:func:`record_attachment_failure`)."""
+
+    abstract = True
+    on_dead: ClassVar[FailureHook | None] = staticmethod(record_attachment_failure)
+
+    def letter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        payload = dict(args[0] if args else kwargs["payload"])
+        # A dead letter keeps ids and references, never a local path (replay re-downloads anyway).
+        payload["local_path"] = None
+        return payload, str(payload.get("media_id", ""))
+
+
+def register_attachment_stage(
+    stage: Stage, run: Callable[[StageTask, Domain, dict[str, Any]], dict[str, Any] | None], what: str = ""
+) -> None:
+    """Register ``{domain}.{stage}[.what]`` for every registered domain with attachments."""
+    for domain, spec in registry.specs().items():
+        if not spec.has_attachments:
+            continue
+
+        def _task(
+            self: StageTask, payload: dict[str, Any], _domain: Domain = domain
+        ) -> dict[str, Any] | None:
+            return run(self, _domain, payload)
+
+        _task.__name__ = f"{domain.value}_{stage.value}{'_' + what if what else ''}"
+        _task.__doc__ = f"{domain.value} {stage.value} of one attachment job (see {run.__module__})."
+        app.task(
+            base=AttachmentStageTask,
+            bind=True,
+            name=task_name(domain, stage, what),
+            domain=domain.value,
+            stage=stage.value,
+        )(_task)

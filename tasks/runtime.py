@@ -11,18 +11,22 @@ import functools
 import socket
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 import requests
 
 from core.deadletters import DeadLetterStore
+from core.download import new_session
+from core.redis_client import redis_client
 from core.settings import Settings, get_settings
 from core.state import Counters, PendingAttachments, RowStash, UrlVault
+from domains import registry
+from domains.names import Domain
+from writers.staging import Stager
 
 if TYPE_CHECKING:
     from writers.files.base import FileStore
-    from writers.staging import Stager
 
 
 @dataclass
@@ -31,24 +35,22 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+        return redis_client(self.settings, health_check_interval=30)
 
     @cached_property
     def http(self) -> requests.Session:
-        from core.download import new_session
-
         return new_session()
 
     @cached_property
     def files(self) -> FileStore:
+        # Local import keeps start-up fast: the file stores pull in the Azure SDK, which only the
+        # upload stage needs.
         from writers.files import file_store_from_settings
 
         return file_store_from_settings(self.settings)
 
     @cached_property
     def stager(self) -> Stager:
-        from writers.staging import Stager
-
         return Stager(self.redis)
 
     @cached_property
@@ -72,18 +74,16 @@ class Runtime:
         return Counters(self.redis)
 
     @cached_property
-    def claimx_api(self):  # noqa: ANN201 - domains.claimx.api.ClaimXClient
-        from domains.claimx.api import ApiConfig, ClaimXClient
-        from domains.claimx.breaker import CircuitBreaker
-        from domains.claimx.ratelimit import RateLimiter
+    def _contexts(self) -> dict[str, Any]:
+        return {}
 
-        config = ApiConfig.from_settings(self.settings)
-        return ClaimXClient(
-            config,
-            redis=self.redis,
-            breaker=CircuitBreaker(self.redis, name="claimx_api"),
-            limiter=RateLimiter(self.redis, rate_per_second=self.settings.claimx_api_rate_per_second),
-        )
+    def context(self, domain: Domain | str) -> Any:
+        """The domain's own per-process resources (``DomainSpec.context``: an API client, …)."""
+        key = str(domain)
+        if key not in self._contexts:
+            make = registry.spec_of(domain).context
+            self._contexts[key] = make(self.settings, self.redis) if make is not None else None
+        return self._contexts[key]
 
     @cached_property
     def hostname(self) -> str:

@@ -1,8 +1,8 @@
 """``{domain}.write.*``: stage rows durably for the Beat-scheduled batcher (no Delta here).
 
-* ``{domain}.write.rows(table, rows)``: event rows, entity rows, failed-attachment rows.
-* ``{domain}.write.inventory(job)``: the end of an attachment chain: the inventory row, then
-  the ``done`` marker that makes a re-run of this attachment a no-op.
+* ``{domain}.write.rows(table, rows_ref, count)``: event rows, entity rows, failed-attachment rows.
+* ``{domain}.write.inventory(job)``: the end of an attachment chain: the domain's inventory row
+  (and recovered row, for a replay), then the ``done`` marker that makes a re-run a no-op.
 """
 
 from __future__ import annotations
@@ -11,63 +11,69 @@ from typing import Any
 
 from core.errors import PermanentError
 from core.observability import Metric, staged
+from core.state import UrlVault
+from domains import registry
 from domains.attachments import AttachmentJob
-from domains.names import DOMAIN_STAGES, Domain, Stage, Table, task_name
+from domains.canvas import WRITE_INVENTORY, WRITE_ROWS
+from domains.names import Domain, Stage, Table, task_name
 from tasks.application import app
 from tasks.base import StageTask, utcnow
-from tasks.canvas import WRITE_INVENTORY, WRITE_ROWS
-from tasks.outcomes import (
-    DONE_PREFIX,
-    DONE_TTL_SECONDS,
-    inventory_row,
-    record_attachment_failure,
-    recovered_row,
-)
+from tasks.outcomes import mark_done, register_attachment_stage
 
-_DOMAIN_TABLES = {d: {t for t in Table if t.value.startswith(d.value + "_")} for d in Domain}
+
+class RowsTask(StageTask):
+    """``write.rows``: a dead letter holds the arguments, keyed by the stash reference."""
+
+    abstract = True
+
+    def letter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return {"args": list(args)}, str(args[1]) if len(args) > 1 else ""
 
 
 def _stage_rows(task: StageTask, domain: Domain, table_name: str, rows_ref: str, count: int) -> int:
     rt = task.runtime
-    try:
-        table = Table(table_name)
-        if table not in _DOMAIN_TABLES[domain]:
-            raise PermanentError(f"Table {table_name} does not belong to domain {domain.value}")
-        rows = rt.stash.get(rows_ref)
-        if rows is None:  # already staged by an earlier delivery of this task
-            rt.counters.incr(domain, Metric.WRITE_ROWS_ALREADY_STAGED)
-            return 0
-        rt.stager.stage(table, rows)
-        rt.stash.delete(rows_ref)
-    except Exception as exc:  # noqa: BLE001 - classified and routed by handle_failure
-        task.handle_failure(exc, {"args": [table_name, rows_ref, count]}, key=rows_ref)
-    rt.counters.incr(domain, staged(table_name), len(rows))
+    table = Table(table_name)
+    if table not in registry.spec_of(domain).table_names():
+        raise PermanentError(f"Table {table_name} does not belong to domain {domain.value}")
+    rows = rt.stash.get(rows_ref)
+    if rows is None:  # already staged by an earlier delivery of this task
+        rt.counters.incr(domain, Metric.WRITE_ROWS_ALREADY_STAGED)
+        return 0
+    # One MULTI/EXEC (one round trip): the rows are staged, their stash entry dropped and the
+    # count taken together or not at all, so a redelivery either finds the stash or nothing to do.
+    pipe = rt.redis.pipeline(transaction=True)
+    rt.stager.stage_in(pipe, table, rows)
+    pipe.delete(rows_ref)
+    rt.counters.incr_many(domain, {staged(table_name): len(rows)}, pipe=pipe)
+    pipe.execute()
     return len(rows)
 
 
 def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -> None:
     job = AttachmentJob.model_validate(payload)
     rt = task.runtime
-    try:
-        now = utcnow()
-        table, row = inventory_row(job, rt.vault.get(job.vault_key()), now)
-        rt.stager.stage(table, [row])
-        recovered = recovered_row(job, now)
-        if recovered is not None:
-            rt.stager.stage(Table.XACT_ATTACHMENTS_FAILED, [recovered])
-        rt.redis.set(
-            f"{DONE_PREFIX}:{domain.value}:{job.media_id}", job.destination or "1", ex=DONE_TTL_SECONDS
-        )
-        rt.vault.delete(job.vault_key())
-        rt.pending.done(job.vault_key())
-    except Exception as exc:  # noqa: BLE001
-        task.handle_failure(exc, payload, key=job.media_id, on_dead=record_attachment_failure)
-    rt.counters.incr(domain, Metric.INVENTORY_STAGED)
+    spec = registry.spec_of(domain)
+    if spec.inventory_row is None:  # registered only for domains with attachments
+        raise PermanentError(f"domain {domain} has no attachments")
+    now = utcnow()
+    table, row = spec.inventory_row(job, rt.vault.get(job.vault_key()), now)
+    recovered = spec.recovered_row(job, now)
+    # One MULTI/EXEC (one round trip instead of six): the rows, the done marker, the end of the
+    # chain's records and the count land together or not at all; a redelivery redoes all of it.
+    pipe = rt.redis.pipeline(transaction=True)
+    rt.stager.stage_in(pipe, table, [row])
+    if recovered is not None:
+        rt.stager.stage_in(pipe, recovered[0], [recovered[1]])
+    mark_done(rt, job, pipe=pipe)
+    pipe.delete(UrlVault.redis_key(job.vault_key()))
+    rt.pending.done(job.vault_key(), pipe=pipe)
+    rt.counters.incr_many(domain, {Metric.INVENTORY_STAGED: 1}, pipe=pipe)
+    pipe.execute()
 
 
-def _register(domain: Domain) -> None:
+def _register_rows(domain: Domain) -> None:
     @app.task(
-        base=StageTask,
+        base=RowsTask,
         bind=True,
         name=task_name(domain, Stage.WRITE, WRITE_ROWS),
         domain=domain.value,
@@ -77,16 +83,7 @@ def _register(domain: Domain) -> None:
         """Stage the ``count`` rows held in the stash under ``rows_ref`` for ``table``."""
         return _stage_rows(self, domain, table, rows_ref, count)
 
-    @app.task(
-        base=StageTask,
-        bind=True,
-        name=task_name(domain, Stage.WRITE, WRITE_INVENTORY),
-        domain=domain.value,
-        stage=Stage.WRITE.value,
-    )
-    def write_inventory(self: StageTask, payload: dict[str, Any]) -> None:
-        _write_inventory(self, domain, payload)
 
-
-for _domain in DOMAIN_STAGES:
-    _register(_domain)
+for _domain in registry.domains():
+    _register_rows(_domain)
+register_attachment_stage(Stage.WRITE, _write_inventory, WRITE_INVENTORY)

@@ -243,6 +243,8 @@ class Harness:
                 + unacked(self.redis)
                 + staged(self.redis)
                 + pending_chains(self.redis)
+                + int(self.redis.zcard("pipeline:inflight:index"))  # single tasks in flight
+                + int(self.redis.zcard("pipeline:schedule:due"))  # retries waiting for their time
                 + len(self.redis.keys("pipeline:stage:*:batch"))
             )
             quiet = quiet + 1 if busy == 0 else 0
@@ -271,7 +273,7 @@ class Harness:
         req = urllib.request.Request(
             f"{self.sim_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=10) as resp:  # loopback
             raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -289,12 +291,12 @@ class Harness:
     @staticmethod
     def _http_ok(url: str) -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=2) as resp:  # loopback
                 return resp.status == 200
         except OSError:
             return False
 
-    def _wait(self, predicate, timeout: float, what: str, interval: float = 0.3) -> None:  # noqa: ANN001
+    def _wait(self, predicate, timeout: float, what: str, interval: float = 0.3) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():

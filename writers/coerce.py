@@ -261,7 +261,7 @@ def to_timestamp(value: Any) -> datetime | None:
 
 def to_date(value: Any) -> date | None:
     if isinstance(value, datetime):
-        return to_timestamp(value).date()  # type: ignore[union-attr]
+        return to_timestamp(value).date()  # type: ignore[union-attr]  # a datetime in gives a datetime out
     if isinstance(value, date):
         return value
     if isinstance(value, str):

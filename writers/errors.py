@@ -9,6 +9,8 @@ from __future__ import annotations
 import redis
 
 from core.errors import AuthError, ErrorCategory, PermanentError, PipelineError, TransientError
+from core.http_rules import parse_retry_after
+from core.http_rules import status_category as _status_category
 
 #: Azure Storage error codes (``x-ms-error-code``) by category (SPEC §6.2 "Azure codes").
 AZURE_CODES: dict[str, ErrorCategory] = {
@@ -120,19 +122,13 @@ def make_error(
 
 def status_category(status: int | None) -> ErrorCategory:
     """HTTP status -> category for storage calls: 401 auth, 408/429/5xx transient, other 4xx permanent."""
-    if status is None:
-        return ErrorCategory.UNKNOWN
-    if status == 401:
-        return ErrorCategory.AUTH
-    if status in (408, 429) or status >= 500:
-        return ErrorCategory.TRANSIENT
-    if 400 <= status < 500:
-        return ErrorCategory.PERMANENT
-    return ErrorCategory.UNKNOWN
+    return _status_category(status, transient=(408,))  # a request timeout is worth retrying
 
 
 def classify_azure_error(exc: BaseException, operation: str) -> PipelineError:
     """An azure-core / azure-storage exception -> a classified :class:`PipelineError`."""
+    # Imported here: azure-core loads only when an Azure error is classified (never with the
+    # local file store).
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,
@@ -196,7 +192,4 @@ def classify_delta_error(exc: BaseException, operation: str) -> PipelineError:
 def _retry_after(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after(value)

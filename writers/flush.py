@@ -10,7 +10,10 @@ Algorithm for one table (one writer at a time, guarded by a Redis lock):
    version, the batch was committed before a crash: drop it, write nothing.
 3. Otherwise coerce and de-duplicate the rows, create the table if missing, and run ONE
    ``DeltaTable.merge`` whose commit records ``Transaction(app_id, version)``.
-4. Delete the batch (staged rows are dropped only after the commit that holds them).
+4. Delete the batch (staged rows are dropped only after the commit that holds them) with a
+   compare-and-delete on its version: a flusher that stalled past its lock (GC pause, frozen VM)
+   may resume after others dropped its batch and claimed the next one, so it deletes the batch
+   only while ``batch_version`` still names the version it flushed (the same holds for step 2).
 
 A merge that changes nothing (every key already present) makes no commit; re-running such a
 batch is harmless because the merge itself is idempotent by key.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -29,11 +33,13 @@ from deltalake.exceptions import TableNotFoundError
 from redis.exceptions import LockError
 
 from core.errors import ErrorCategory, PipelineError
+from core.metrics import record_flushes
 from core.settings import Settings
 from domains.names import Table
 from writers.coerce import build_batch
 from writers.errors import classify_delta_error
 from writers.lock import LockKeeper
+from writers.maintenance import CompactionPolicy, MaintenanceResult, compact_if_due
 from writers.merge import merge_batch
 from writers.staging import (
     DEFAULT_PREFIX,
@@ -83,6 +89,19 @@ end
 return {next_version(), n, 0}
 """
 
+# KEYS: batch, batch_version. ARGV: the version the caller flushed. Deletes the batch only while it
+# is still that version's; returns 1 when deleted, 0 when another flusher's batch is there now.
+_DROP_LUA = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+return 0
+"""
+
+#: Test seam of :func:`flush_table`: called with a step name and the batch version.
+StepHook = Callable[[str, int], None]
+
 _READ_CHUNK_ROWS = 10_000  # rows per LRANGE reply
 
 
@@ -101,6 +120,8 @@ class FlushResult:
     error: str | None = None
     """Set by :func:`flush_all` when this table's flush failed (the batch stays claimed)."""
     error_category: ErrorCategory | None = None
+    compaction: MaintenanceResult | None = None
+    """Set when the post-flush hook compacted the table (``writers.maintenance.compact_if_due``)."""
 
 
 def flush_table(
@@ -111,6 +132,7 @@ def flush_table(
     max_rows: int | None = None,
     prefix: str = DEFAULT_PREFIX,
     lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+    step_hook: StepHook | None = None,
 ) -> FlushResult:
     """Flush at most ``max_rows`` staged rows of ``table`` into Delta, exactly once.
 
@@ -118,6 +140,11 @@ def flush_table(
     is kept alive while this flush runs and expires ``lock_timeout_seconds`` after a flusher died.
     Raises a classified :class:`PipelineError` when Redis or the Delta write fails; the batch then
     stays claimed and the next flush retries it under the same version.
+
+    ``step_hook`` is a fault-injection seam for tests, never set in production: it is called as
+    ``step_hook("claimed", version)`` right after the batch is claimed and
+    ``step_hook("committed", version)`` after the Delta commit, before the batch is deleted. A hook
+    that blocks stands for a stalled flusher; one that raises, for a flusher that died there.
     """
     table = Table(table)
     started = time.perf_counter()
@@ -132,7 +159,10 @@ def flush_table(
         return FlushResult(table, 0, 0, None, False, time.perf_counter() - started, skipped_locked=True)
     keeper = LockKeeper(lock, lock_timeout_seconds / 3)
     try:
-        return _flush_locked(settings, redis_client, table, max_rows, prefix, keeper, started)
+        result = _flush_locked(settings, redis_client, table, max_rows, prefix, keeper, started, step_hook)
+        if result.rows_written:  # a commit: the table's state may now call for compaction
+            result.compaction = _compact_if_due(settings, table, keeper)
+        return result
     except Exception as exc:
         raise classify_delta_error(exc, f"flush {table}") from exc
     finally:
@@ -162,6 +192,7 @@ def flush_all(
             results.append(
                 FlushResult(table, 0, 0, None, False, 0.0, error=exc.message, error_category=exc.category)
             )
+    record_flushes(redis_client, results)  # Prometheus figures + last successful flush per table
     return results
 
 
@@ -190,6 +221,7 @@ def _flush_locked(
     prefix: str,
     keeper: LockKeeper,
     started: float,
+    step_hook: StepHook | None,
 ) -> FlushResult:
     spec = TABLES[table]
     batch_list = batch_key(prefix, table)
@@ -200,8 +232,10 @@ def _flush_locked(
     version, count, reused = _claim(redis_client, prefix, table, max_rows, committed or 0)
     if count == 0:
         return FlushResult(table, 0, 0, None, False, time.perf_counter() - started)
+    if step_hook is not None:
+        step_hook("claimed", version)
     if reused and committed is not None and committed >= version:
-        _clear_batch(redis_client, prefix, table)
+        _drop_batch(redis_client, prefix, table, version)
         log.info("batch already committed; dropped", extra={"table": table.value, "version": version})
         return FlushResult(table, count, 0, version, True, time.perf_counter() - started)
 
@@ -219,7 +253,9 @@ def _flush_locked(
     if batch.table.num_rows:
         keeper.confirm(f"flush {table}")
         written = merge_batch(uri, options, spec, batch.table, Transaction(app_id(table), version))
-    _clear_batch(redis_client, prefix, table)
+    if step_hook is not None:
+        step_hook("committed", version)
+    _drop_batch(redis_client, prefix, table, version)
     seconds = time.perf_counter() - started
     log.info(
         "flushed",
@@ -255,14 +291,45 @@ def _read_batch(redis_client: redis.Redis, key: str, count: int) -> bytes:
     return b"\n".join(rows)
 
 
-def _clear_batch(redis_client: redis.Redis, prefix: str, table: Table) -> None:
-    redis_client.delete(batch_key(prefix, table), batch_version_key(prefix, table))
+def _drop_batch(redis_client: redis.Redis, prefix: str, table: Table, version: int) -> bool:
+    """Delete the claimed batch if it is still ``version``'s (compare-and-delete); True if deleted.
+
+    False means the lock was lost while this flusher stalled and another flusher has since
+    dropped this batch and claimed a new one: that batch is not ours to delete.
+    """
+    keys = [batch_key(prefix, table), batch_version_key(prefix, table)]
+    if int(redis_client.eval(_DROP_LUA, len(keys), *keys, str(version))):
+        return True
+    log.warning(
+        "claimed batch changed hands while this flusher stalled; left in place",
+        extra={"table": table.value, "version": version},
+    )
+    return False
 
 
 def _committed_version(uri: str, options: dict[str, str] | None, app: str) -> int | None:
     try:
         return DeltaTable(uri, storage_options=options).transaction_version(app)
     except TableNotFoundError:
+        return None
+
+
+def _compact_if_due(settings: Settings, table: Table, keeper: LockKeeper) -> MaintenanceResult | None:
+    """The post-flush hook, still under the table's lock. Its failure never fails the flush, whose
+    batch is committed and dropped by now: the next flush (or the daily job) compacts instead."""
+    try:
+        return compact_if_due(
+            table_uri(settings, table),
+            storage_options(settings),
+            table,
+            CompactionPolicy.from_settings(settings),
+            keeper,
+        )
+    except PipelineError as exc:
+        log.warning(
+            "compaction after flush failed",
+            extra={"table": table.value, "error_category": exc.category.value, "error": exc.message},
+        )
         return None
 
 

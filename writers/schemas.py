@@ -1,313 +1,42 @@
-"""Arrow schemas of the twelve Delta tables (SPEC §3.7, §3.8, §4.5, §4.8; DECISIONS "xact", "claimx").
+"""Arrow schemas of the built-in tables, for readers that look them up here.
 
-Column order is the table's column order. Every column is nullable: rows are coerced leniently
-(a bad value becomes null) so that one malformed row can never block a table's flush.
-Timestamps are microseconds in UTC; the traceability column is ``event_id`` everywhere.
+Each domain declares its own tables (``domains/<name>/tables.py``); this module only re-exports
+the built-in ones under their old names.
 """
 
 from __future__ import annotations
 
-import pyarrow as pa
-
-STR = pa.string()
-INT = pa.int64()
-FLOAT = pa.float64()
-BOOL = pa.bool_()
-TS = pa.timestamp("us", tz="UTC")
-DATE = pa.date32()
-
-
-def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
-    names = [name for name, _ in columns]
-    if len(names) != len(set(names)):
-        raise ValueError(f"duplicate column in schema: {names}")
-    return pa.schema([pa.field(name, dtype, nullable=True) for name, dtype in columns])
-
-
-def _strings(*names: str) -> list[tuple[str, pa.DataType]]:
-    return [(name, STR) for name in names]
-
-
-#: SPEC §3.8, the 31 CURRENT columns in order.
-XACT_EVENTS = _schema(
-    ("type", STR),
-    ("status_subtype", STR),
-    ("version", STR),
-    ("ingested_at", TS),
-    ("event_date", DATE),
-    ("trace_id", STR),
-    ("event_id", STR),
-    *_strings(
-        "description",
-        "assignment_id",
-        "original_assignment_id",
-        "xn_address",
-        "carrier_id",
-        "estimate_version",
-        "note",
-        "author",
-        "sender_reviewer_name",
-        "sender_reviewer_email",
-        "carrier_reviewer_name",
-        "carrier_reviewer_email",
-        "event_datetime_mdt",
-        "attachments",
-        "claim_number",
-        "contact_type",
-        "contact_name",
-        "contact_phone_type",
-        "contact_phone_number",
-        "contact_phone_extension",
-        "contact_email_address",
-        "raw_json",
-    ),
-    ("created_at", TS),
-    ("created_date", DATE),
+from domains.claimx.tables import (
+    CLAIMX_ATTACHMENT_METADATA,
+    CLAIMX_ATTACHMENTS,
+    CLAIMX_CONTACTS,
+    CLAIMX_EVENTS,
+    CLAIMX_EXTERNAL_LINKS,
+    CLAIMX_PROJECTS,
+    CLAIMX_TASK_TEMPLATES,
+    CLAIMX_TASKS,
+    CLAIMX_VIDEO_COLLAB,
 )
+from domains.tables import BOOL, DATE, FLOAT, INT, STR, TS
+from domains.xact.tables import XACT_ATTACHMENTS, XACT_ATTACHMENTS_FAILED, XACT_EVENTS
 
-#: SPEC §3.7, the 11 CURRENT columns.
-XACT_ATTACHMENTS = _schema(
-    *_strings(
-        "media_id", "trace_id", "attachment_url", "blob_path", "file_type", "status_subtype", "assignment_id"
-    ),
-    ("bytes_downloaded", INT),
-    ("downloaded_at", TS),
-    ("created_at", TS),
-    ("event_date", DATE),
-)
-
-#: SPEC §3.7 failed table plus the columns that say where and why (DECISIONS: ``rejected`` at dispatch).
-XACT_ATTACHMENTS_FAILED = _schema(
-    *_strings("media_id", "trace_id", "attachment_url", "error_message", "status"),
-    ("failed_at", TS),
-    ("retry_count", INT),
-    ("http_status", INT),
-    ("created_at", TS),
-    *_strings("status_subtype", "assignment_id", "blob_path", "error_category"),
-)
-
-#: SPEC §4.8.
-CLAIMX_EVENTS = _schema(
-    *_strings(
-        "event_id",
-        "event_type",
-        "project_id",
-        "media_id",
-        "task_assignment_id",
-        "video_collaboration_id",
-        "master_file_name",
-    ),
-    ("ingested_at", TS),
-    ("created_at", TS),
-    ("event_date", DATE),
-)
-
-#: LEGACY superset of SPEC §4.4.1/§4.5 plus the policyholder timestamps (DECISIONS, fixes §14.23).
-CLAIMX_PROJECTS = _schema(
-    *_strings(
-        "project_id",
-        "project_number",
-        "master_file_name",
-        "secondary_number",
-        "status",
-        "created_date",
-        "date_of_loss",
-        "type_of_loss",
-        "cause_of_loss",
-        "loss_description",
-        "customer_first_name",
-        "customer_last_name",
-        "custom_business_name",
-        "business_line_type",
-    ),
-    ("year_built", INT),
-    ("square_footage", INT),
-    *_strings(
-        "street1",
-        "street2",
-        "city",
-        "state_province",
-        "zip_postcode",
-        "county",
-        "country",
-        "primary_email",
-        "primary_phone",
-    ),
-    ("primary_phone_country_code", INT),
-    *_strings(
-        "date_received",
-        "date_contacted",
-        "planned_inspection_date",
-        "date_inspected",
-        "appointment_date",
-        "custom_attribute1",
-        "custom_attribute2",
-        "custom_attribute3",
-        "custom_external_unique_id",
-        "company_name",
-        "coverages",
-    ),
-    ("contents_task_sent", BOOL),
-    ("contents_task_at", TS),
-    ("xa_autolink_fail", BOOL),
-    ("xa_autolink_fail_at", TS),
-    ("policyholder_invited_at", TS),
-    ("policyholder_joined_at", TS),
-    ("event_id", STR),
-    ("created_at", TS),
-    ("updated_at", TS),
-    ("last_enriched_at", TS),
-)
-
-#: SPEC §4.5 (task_assignment_id widened to int64 like every other assignment id; updated_at a timestamp).
-CLAIMX_CONTACTS = _schema(
-    *_strings("project_id", "contact_email", "contact_type", "first_name", "last_name", "phone_number"),
-    ("phone_country_code", INT),
-    ("is_primary_contact", BOOL),
-    ("master_file_name", STR),
-    ("task_assignment_id", INT),
-    ("video_collaboration_id", STR),
-    ("event_id", STR),
-    ("created_at", TS),
-    ("updated_at", TS),
-    ("last_enriched_at", TS),
-    ("created_date", DATE),
-)
-
-#: SPEC §4.5 with latitude/longitude as doubles (DECISIONS); processing times as timestamps.
-CLAIMX_ATTACHMENT_METADATA = _schema(
-    *_strings(
-        "media_id",
-        "project_id",
-        "task_assignment_id",
-        "file_type",
-        "file_name",
-        "media_description",
-        "media_comment",
-    ),
-    ("latitude", FLOAT),
-    ("longitude", FLOAT),
-    *_strings("gps_source", "taken_date", "full_download_link"),
-    ("expires_at", TS),
-    ("event_id", STR),
-    ("created_at", TS),
-    ("updated_at", TS),
-    ("last_enriched_at", TS),
-)
-
-#: SPEC §4.5 plus every task field of §4.4.3 (LEGACY extras included: nothing mapped is dropped).
-CLAIMX_TASKS = _schema(
-    ("assignment_id", INT),
-    ("task_id", INT),
-    ("task_name", STR),
-    ("form_id", STR),
-    ("project_id", STR),
-    ("assignee_id", INT),
-    ("assignor_id", INT),
-    ("assignor_email", STR),
-    ("date_assigned", STR),
-    ("date_completed", STR),
-    ("cancelled_date", STR),
-    ("cancelled_by_resource_id", INT),
-    ("status", STR),
-    ("pdf_project_media_id", INT),
-    ("date_exported", STR),
-    ("form_response_id", STR),
-    ("stp_enabled", BOOL),
-    ("stp_started_date", STR),
-    ("mfn", STR),
-    ("xactimate_exportable", BOOL),
-    ("fraud_language_accepted_date", STR),
-    ("resubmit_task_assignment_id", INT),
-    ("task_url", STR),
-    ("event_id", STR),
-    ("created_at", TS),
-    ("updated_at", TS),
-    ("last_enriched_at", TS),
-)
-
-#: SPEC §4.5.
-CLAIMX_TASK_TEMPLATES = _schema(
-    ("task_id", INT),
-    ("comp_id", INT),
-    *_strings("name", "description", "form_id", "form_name"),
-    *[
-        (name, BOOL)
-        for name in (
-            "enabled",
-            "is_default",
-            "is_manual_delivery",
-            "is_external_link_delivery",
-            "provide_portal_access",
-            "notify_assigned_send_recipient",
-            "notify_assigned_send_recipient_sms",
-        )
-    ],
-    ("notify_assigned_subject", STR),
-    ("notify_task_completed", BOOL),
-    ("notify_completed_subject", STR),
-    ("allow_resubmit", BOOL),
-    ("auto_generate_pdf", BOOL),
-    ("modified_by", STR),
-    ("modified_by_id", INT),
-    ("modified_date", STR),
-    ("event_id", STR),
-    ("created_at", TS),
-    ("updated_at", TS),
-    ("last_enriched_at", TS),
-)
-
-#: SPEC §4.5 (processing times as timestamps).
-CLAIMX_EXTERNAL_LINKS = _schema(
-    ("link_id", INT),
-    ("assignment_id", INT),
-    *_strings("project_id", "link_code", "url", "notification_access_method"),
-    ("country_id", INT),
-    ("state_id", INT),
-    ("created_date", STR),
-    ("accessed_count", INT),
-    ("last_accessed", STR),
-    ("event_id", STR),
-    ("created_at", TS),
-    ("updated_at", TS),
-)
-
-#: SPEC §4.5.
-CLAIMX_VIDEO_COLLAB = _schema(
-    ("video_collaboration_id", INT),
-    ("claim_id", INT),
-    *_strings(
-        "mfn",
-        "claim_number",
-        "policy_number",
-        "email_user_name",
-        "claim_rep_first_name",
-        "claim_rep_last_name",
-        "claim_rep_full_name",
-    ),
-    *[(name, INT) for name in ("number_of_videos", "number_of_photos", "number_of_viewers", "session_count")],
-    *_strings(
-        "total_time_seconds",
-        "total_time",
-        "created_date",
-        "live_call_first_session",
-        "live_call_last_session",
-    ),
-    ("company_id", INT),
-    ("company_name", STR),
-    ("guid", STR),
-    ("event_id", STR),
-    ("created_at", TS),
-    ("updated_at", TS),
-    ("last_enriched_at", TS),
-)
-
-#: Inventory of uploaded ClaimX media (brief; SPEC §4.8 names unified on ``event_id``/``bytes_downloaded``).
-CLAIMX_ATTACHMENTS = _schema(
-    *_strings("media_id", "project_id", "event_id", "file_name", "file_type", "blob_path"),
-    ("bytes_downloaded", INT),
-    ("content_type", STR),
-    ("downloaded_at", TS),
-    ("created_at", TS),
-    ("updated_at", TS),
-)
+__all__ = [
+    "BOOL",
+    "CLAIMX_ATTACHMENTS",
+    "CLAIMX_ATTACHMENT_METADATA",
+    "CLAIMX_CONTACTS",
+    "CLAIMX_EVENTS",
+    "CLAIMX_EXTERNAL_LINKS",
+    "CLAIMX_PROJECTS",
+    "CLAIMX_TASKS",
+    "CLAIMX_TASK_TEMPLATES",
+    "CLAIMX_VIDEO_COLLAB",
+    "DATE",
+    "FLOAT",
+    "INT",
+    "STR",
+    "TS",
+    "XACT_ATTACHMENTS",
+    "XACT_ATTACHMENTS_FAILED",
+    "XACT_EVENTS",
+]

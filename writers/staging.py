@@ -4,7 +4,8 @@ Keys (``{prefix}`` defaults to ``pipeline:stage``):
 
 * ``{prefix}:{table}`` – staged rows, one JSON object per item, oldest first.
 * ``{prefix}:{table}:batch`` / ``:batch_version`` – the batch a flusher has claimed and the Delta
-  application-transaction version it will commit under.
+  application-transaction version it will commit under. The version is also the batch's owner
+  token: a flusher deletes the batch only while ``:batch_version`` still holds its version.
 * ``{prefix}:{table}:version`` – the table's batch-version counter.
 
 Staging is idempotent in effect: a row staged twice (a redelivered write task) is combined by key
@@ -22,9 +23,10 @@ from typing import Any
 
 import redis
 
+from core import keys
 from domains.names import Table
 
-DEFAULT_PREFIX = "pipeline:stage"
+DEFAULT_PREFIX = keys.STAGE_PREFIX
 
 
 def stage_key(prefix: str, table: Table | str) -> str:
@@ -46,7 +48,7 @@ def version_key(prefix: str, table: Table | str) -> str:
 def lock_key(prefix: str, table: Table | str) -> str:
     """``pipeline:lock:flush:{table}`` for the default prefix; namespaced under any other prefix."""
     name = Table(table).value
-    return f"pipeline:lock:flush:{name}" if prefix == DEFAULT_PREFIX else f"{prefix}:lock:flush:{name}"
+    return keys.flush_lock(name) if prefix == DEFAULT_PREFIX else f"{prefix}:lock:flush:{name}"
 
 
 def encode_row(row: dict[str, Any]) -> str:
@@ -102,6 +104,16 @@ class Stager:
             return int(self._redis.llen(key))
         encoded = [encode_row(row) for row in rows]
         return int(self._redis.rpush(key, *encoded))
+
+    def stage_in(self, pipe: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Queue the RPUSH of ``rows`` on ``pipe`` (a pipeline or ``MULTI`` the caller executes),
+        so staging shares one round trip, or one transaction, with what must go with it.
+
+        Raises ``TypeError`` like :meth:`stage`, before anything is queued.
+        """
+        if rows:
+            encoded = [encode_row(row) for row in rows]
+            pipe.rpush(stage_key(self.prefix, table), *encoded)
 
     def pending(self, table: Table) -> int:
         """Rows waiting in the staging list (a claimed, not yet committed batch not included)."""

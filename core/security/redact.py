@@ -1,11 +1,17 @@
 """Secret redaction for anything that leaves the process as text (SPEC §9.5, DECISIONS "Security").
 
 * :func:`sanitize_url` keeps scheme, host, path and harmless parameters and replaces the value of every
-  sensitive query (or fragment) parameter, and a userinfo password, with ``[REDACTED]``.
+  sensitive query (or fragment) parameter, and the whole userinfo (``user:password@`` and a bare
+  token, ``https://TOKEN@host/``), with ``[REDACTED]``.
   Sensitive = SPEC §9.5's list **plus** ClaimX's ``sign`` (DECISIONS: presigned signatures are secrets;
   SPEC's list left it out) and a few OAuth names.
+* **Nested and encoded secrets.** A query value, fragment or path segment that carries another URL
+  or ``name=value`` pairs - as is, or percent-encoded once or several times (``next=https%253A…
+  %253Fsig%253D…``) - is decoded (up to four levels) and sanitised in its decoded form; when that
+  removed anything, the value is replaced by the sanitised decoded text, percent-encoded once.
 * :func:`sanitize_error` redacts ``name=value`` secrets, ``Bearer``/``Basic`` credentials and Azure
-  connection-string keys anywhere in free text, sanitises every embedded URL, and truncates to 500.
+  connection-string keys anywhere in free text, sanitises every embedded URL and every
+  percent-encoded word that decodes to a secret, and truncates to 500.
 
 Both are total: they never raise, whatever the input.
 """
@@ -13,7 +19,7 @@ Both are total: they never raise, whatever the input.
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
 
 from core.errors import truncate
 
@@ -68,10 +74,27 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9\-._~+/]+=*)")
 _BASIC = re.compile(r"(?i)\b(basic\s+)((?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}=*)")
 #: A URL in prose: trailing sentence punctuation is not part of it.
 _EMBEDDED_URL = re.compile(r"(?i)\b(?:https?|abfss|wss?|ftp)://[^\s'\"<>]*[^\s'\"<>.,:;)]")
+#: A word of free text with at least one percent-escape (an encoded URL or pair, perhaps).
+_ENCODED_WORD = re.compile(r"[^\s'\"<>]*%[0-9A-Fa-f]{2}[^\s'\"<>]*")
+#: Decoding levels tried on a nested value; deeper nesting than this is redacted whole.
+_MAX_LEVELS = 4
 
 
 def sanitize_url(url: str) -> str:
-    """``url`` with sensitive parameter values and any userinfo password replaced by ``[REDACTED]``."""
+    """``url`` with sensitive parameter values and any userinfo replaced by ``[REDACTED]``."""
+    return _sanitize_url(url, 0)
+
+
+def sanitize_error(text: str) -> str:
+    """Free text made safe to log or store: secrets redacted, URLs sanitised, at most 500 chars."""
+    if not text:
+        return text if isinstance(text, str) else str(text)
+    cleaned = _sanitize_text(str(text), 0)
+    cleaned = _ENCODED_WORD.sub(lambda m: _nested(m.group(0), 0, reencode=False), cleaned)
+    return truncate(cleaned, 500)
+
+
+def _sanitize_url(url: str, depth: int) -> str:
     if not url:
         return url
     try:
@@ -79,18 +102,38 @@ def sanitize_url(url: str) -> str:
     except ValueError:
         return _redact_pairs_in_text(url)
     netloc = _redact_userinfo(parts)
-    query = _redact_query(parts.query)
-    fragment = _redact_query(parts.fragment) if "=" in parts.fragment else parts.fragment
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+    path = _redact_path(parts.path, depth)
+    query = _redact_query(parts.query, depth)
+    fragment = parts.fragment
+    if "=" in fragment or "%" in fragment:
+        fragment = _redact_query(fragment, depth)
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
 
 
-def sanitize_error(text: str) -> str:
-    """Free text made safe to log or store: secrets redacted, URLs sanitised, at most 500 chars."""
-    if not text:
-        return text if isinstance(text, str) else str(text)
-    cleaned = _redact_pairs_in_text(str(text))
-    cleaned = _EMBEDDED_URL.sub(lambda m: sanitize_url(m.group(0)), cleaned)
-    return truncate(cleaned, 500)
+def _sanitize_text(text: str, depth: int) -> str:
+    """Pairs and credentials redacted, embedded URLs sanitised (no truncation)."""
+    cleaned = _redact_pairs_in_text(text)
+    return _EMBEDDED_URL.sub(lambda m: _sanitize_url(m.group(0), depth), cleaned)
+
+
+def _nested(value: str, depth: int, *, reencode: bool = True) -> str:
+    """``value`` unchanged unless one of its decoded forms carries a secret (module docstring)."""
+    levels = [value]
+    while len(levels) <= _MAX_LEVELS:
+        decoded = unquote_plus(levels[-1])
+        if decoded == levels[-1]:
+            break
+        levels.append(decoded)
+    else:  # still decoding after _MAX_LEVELS: an encoding this deep is not data, it is hiding something
+        return REDACTED
+    if depth >= _MAX_LEVELS:
+        return REDACTED if any(_sanitize_text(x, _MAX_LEVELS) != x for x in levels) else value
+    if all(_sanitize_text(level, depth + 1) == level for level in levels):
+        return value
+    cleaned = _sanitize_text(levels[-1], depth + 1)
+    if cleaned == levels[-1]:  # only a partly decoded form showed the secret: keep nothing of it
+        return REDACTED
+    return quote(cleaned, safe="/[]") if reencode else cleaned
 
 
 def _redact_pairs_in_text(text: str) -> str:
@@ -104,23 +147,43 @@ def _redact_pairs_in_text(text: str) -> str:
     )
 
 
-def _redact_query(query: str) -> str:
+def _redact_query(query: str, depth: int) -> str:
     if not query:
         return query
     out = []
     for pair in query.split("&"):
-        name, sep, _value = pair.partition("=")
-        if sep and unquote_plus(name).strip().lower() in SENSITIVE_PARAMS:
+        name, sep, value = pair.partition("=")
+        if sep and _fully_decoded(name).strip().lower() in SENSITIVE_PARAMS:
             out.append(f"{name}={REDACTED}")
+        elif sep and ("%" in value or "=" in value or "://" in value or "+" in value):
+            out.append(f"{name}={_nested(value, depth)}")
+        elif not sep and "%" in name:
+            out.append(_nested(name, depth))
         else:
             out.append(pair)
     return "&".join(out)
 
 
+def _redact_path(path: str, depth: int) -> str:
+    """Path segments that carry an encoded URL or ``name=value`` pair are sanitised (``_nested``)."""
+    if "%" not in path and "=" not in path:
+        return path
+    return "/".join(_nested(seg, depth) if ("%" in seg or "=" in seg) else seg for seg in path.split("/"))
+
+
+def _fully_decoded(text: str) -> str:
+    for _ in range(_MAX_LEVELS):
+        decoded = unquote_plus(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
 def _redact_userinfo(parts: SplitResult) -> str:
+    """Everything before ``@`` goes: a password, and a bare user that is really a token."""
     netloc = parts.netloc
     if "@" not in netloc:
         return netloc
     userinfo, _, hostport = netloc.rpartition("@")
-    user, sep, _password = userinfo.partition(":")
-    return f"{user}:{REDACTED}@{hostport}" if sep else netloc
+    return netloc if userinfo == REDACTED else f"{REDACTED}@{hostport}"

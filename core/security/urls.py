@@ -9,12 +9,17 @@ Contract of :func:`validate_url`:
 * loopback / private / link-local / unique-local / reserved addresses and well-known metadata or
   loopback names are rejected even when allow-listed, in every spelling :mod:`ipaddress` or
   ``inet_aton`` accepts (``[::1]``, ``2130706433``, ``0x7f.1``, ``::ffff:127.0.0.1``);
+* the port (443 when absent) must be in ``allowed_ports`` (default 443 only);
 * with DNS checks on, every address the host resolves to must be public; a name that does not resolve
-  is a transient failure (the DNS may come back).
+  is a transient failure (the DNS may come back). :func:`check_url` returns those checked addresses
+  so the caller connects to one of them (``core.download`` pins the connection: no second DNS
+  answer - a rebinding to loopback - is ever used).
 
 DEV ONLY: hosts listed in ``dev_simulator_hosts`` (when ``dev_simulator_url`` is set) pass the same
 checks on their original ``https://host/...`` form but skip DNS; :func:`fetch_url_for` then maps them
-onto the local simulator. Nothing here opens a connection.
+onto the local simulator. ``dev_simulator_url`` must be a loopback URL (:func:`is_loopback_url`),
+so development routing can never send a production download elsewhere. Nothing here opens a
+connection.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from urllib3.util import parse_url
 
-from core.errors import PermanentError, TransientError
+from core.errors import ConfigError, PermanentError, TransientError
 from core.security.redact import sanitize_error
 
 if TYPE_CHECKING:
@@ -69,10 +74,14 @@ class UrlPolicy:
     dev_simulator_url: str | None = None
     dev_simulator_hosts: tuple[str, ...] = ()
     resolve_dns: bool = True
+    allowed_ports: tuple[int, ...] = (443,)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_hosts", _normalise_entries(self.allowed_hosts))
         object.__setattr__(self, "dev_simulator_hosts", _normalise_entries(self.dev_simulator_hosts))
+        object.__setattr__(self, "allowed_ports", tuple(int(p) for p in self.allowed_ports))
+        if self.dev_simulator_url and not is_loopback_url(self.dev_simulator_url):
+            raise ConfigError("DEV_SIMULATOR_URL must be a loopback URL (http://127.0.0.1:PORT)")
 
     @classmethod
     def from_settings(cls, s: Settings) -> UrlPolicy:
@@ -80,11 +89,25 @@ class UrlPolicy:
             allowed_hosts=tuple(s.allowed_attachment_domains),
             dev_simulator_url=s.dev_simulator_url or None,
             dev_simulator_hosts=tuple(s.dev_simulator_hosts),
+            allowed_ports=tuple(s.allowed_attachment_ports),
         )
 
     def is_simulated(self, host: str) -> bool:
         """True when ``host`` is served by the DEV simulator under this policy."""
         return bool(self.dev_simulator_url) and _normalise_host(host) in self.dev_simulator_hosts
+
+
+@dataclass(frozen=True)
+class CheckedUrl:
+    """A URL that passed :func:`check_url`, with what the connection must use."""
+
+    url: str
+    host: str
+    """Lower-cased host name (or IP literal): SNI, certificate name and ``Host``."""
+    port: int
+    addresses: tuple[str, ...]
+    """The checked public addresses to connect to; empty when DNS was not consulted (a DEV
+    simulator host, or DNS checks off)."""
 
 
 def validate_url(url: str, policy: UrlPolicy, *, resolve: bool | None = None) -> str:
@@ -93,6 +116,11 @@ def validate_url(url: str, policy: UrlPolicy, *, resolve: bool | None = None) ->
     ``resolve`` overrides ``policy.resolve_dns``. Raises :class:`TransientError` when DNS checks are on
     and the host does not resolve.
     """
+    return check_url(url, policy, resolve=resolve).host
+
+
+def check_url(url: str, policy: UrlPolicy, *, resolve: bool | None = None) -> CheckedUrl:
+    """:func:`validate_url`, returning the checked addresses too (see :class:`CheckedUrl`)."""
     parts = _split(url)
     host = _normalise_host(parts.hostname or "")
     if not host:
@@ -107,10 +135,33 @@ def validate_url(url: str, policy: UrlPolicy, *, resolve: bool | None = None) ->
     _check_host_syntax(url, host)
     if not _host_allowed(host, policy.allowed_hosts):
         raise UrlRejected(f"Domain not in allowlist: {host}")
+    port = parts.port or 443
+    if port not in policy.allowed_ports:
+        raise UrlRejected(f"Port not allowed: {port}")
     do_resolve = policy.resolve_dns if resolve is None else resolve
+    addresses: tuple[str, ...] = ()
     if do_resolve and not policy.is_simulated(host):
-        _check_resolved(host, parts)
-    return host
+        literal = _literal_ip(host)
+        addresses = (str(literal),) if literal is not None else _check_resolved(host, port)
+    return CheckedUrl(url=url.strip(), host=host, port=port, addresses=addresses)
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for an http(s) URL whose host is a loopback address or ``localhost``."""
+    try:
+        parts = urlsplit(url.strip())
+        name = _normalise_host(parts.hostname or "")
+        _ = parts.port
+    except (ValueError, AttributeError):
+        return False
+    if parts.scheme not in ("http", "https") or not name:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def is_private_host(host: str) -> bool:
@@ -220,13 +271,15 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
-def _check_resolved(host: str, parts: SplitResult) -> None:
+def _check_resolved(host: str, port: int) -> tuple[str, ...]:
+    """Resolve once; every answer must be public. Returns them in resolver order, deduplicated."""
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise TransientError(f"Connection error: cannot resolve {host}") from exc
     if not infos:
         raise TransientError(f"Connection error: cannot resolve {host}")
+    found: list[str] = []
     for info in infos:
         raw = str(info[4][0]).split("%", 1)[0]
         try:
@@ -235,3 +288,6 @@ def _check_resolved(host: str, parts: SplitResult) -> None:
             raise UrlRejected(f"Private or loopback address: {host}") from exc
         if not _is_public(address):
             raise UrlRejected(f"Private or loopback address: {host}")
+        if str(address) not in found:
+            found.append(str(address))
+    return tuple(found)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,14 +26,16 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from core.errors import CircuitOpenError, ConfigError, PipelineError
+from core.metrics import observe_api
+from core.security.sessions import isolated_session
 from domains.claimx.api_errors import (
     ClaimXApiError,
     ClaimXCircuitOpenError,
     classify_status,
     connection_error,
     counts_for_breaker,
+    int_id,
     invalid_body_error,
-    invalid_id_error,
     timeout_error,
 )
 from domains.claimx.breaker import CircuitBreaker
@@ -61,6 +64,8 @@ class ApiConfig:
     max_concurrent: int = 20
     """Connection-pool size per process; callers beyond it wait for a connection."""
     rate_limit_max_wait_seconds: float = 10.0
+    proxy_url: str | None = None
+    """The only proxy used (``CLAIMX_API_PROXY_URL``); proxy/netrc/CA environment variables are ignored."""
 
     def __post_init__(self) -> None:
         if not self.token.get_secret_value().strip():
@@ -79,6 +84,7 @@ class ApiConfig:
             connect_timeout_seconds=s.claimx_api_connect_timeout_seconds,
             rate_per_second=s.claimx_api_rate_per_second,
             sender_username=s.claimx_sender_username,
+            proxy_url=s.claimx_api_proxy_url,
         )
 
 
@@ -202,9 +208,11 @@ class ClaimXClient:
         except PipelineError:
             self._breaker.record_ignored()  # our own back-pressure, not an API failure
             raise
+        started = time.perf_counter()
         try:
             body = self._send(method, url, json_body)
         except PipelineError as exc:
+            observe_api(endpoint, exc.http_status, time.perf_counter() - started)
             if counts_for_breaker(exc):
                 self._breaker.record_failure()
             else:
@@ -214,6 +222,7 @@ class ClaimXClient:
                 extra={"method": method, "endpoint": endpoint, "error_category": str(exc.category)},
             )
             raise
+        observe_api(endpoint, 200, time.perf_counter() - started)
         self._breaker.record_success()
         return body
 
@@ -252,7 +261,7 @@ class ClaimXClient:
         """This process's pooled session; a forked child builds its own (sockets are not shared)."""
         with self._lock:
             if self._session is None or self._session_pid != os.getpid():
-                session = requests.Session()
+                session = isolated_session(proxy_url=self.config.proxy_url)
                 adapter = HTTPAdapter(
                     pool_connections=1, pool_maxsize=self.config.max_concurrent, pool_block=True
                 )
@@ -263,14 +272,7 @@ class ClaimXClient:
 
 
 def _int_id(what: str, value: str | int) -> int:
-    if isinstance(value, bool):
-        raise invalid_id_error(what, value)
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit():
-        raise invalid_id_error(what, value)
-    return int(text)
+    return int_id(what, value)
 
 
 def _as_object(body: Any) -> dict[str, Any]:

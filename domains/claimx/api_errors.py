@@ -19,14 +19,12 @@ headers (the Basic token lives only there). Only transient errors count for the 
 
 from __future__ import annotations
 
-import email.utils
-import math
-from datetime import UTC, datetime
-
 from core.errors import CircuitOpenError, ErrorCategory, PipelineError
+from core.http_rules import parse_retry_after, status_category
 from core.security.redact import sanitize_url
 
 _SERVER_ERRORS = frozenset({500, 502, 503, 504})
+_LABELS = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 429: "Rate limited"}
 
 
 class ClaimXApiError(PipelineError):
@@ -40,38 +38,27 @@ class ClaimXCircuitOpenError(ClaimXApiError, CircuitOpenError):
 
 
 def classify_status(status: int, url: str, *, retry_after: str | None = None) -> ClaimXApiError:
-    """The error for a non-200 response (SPEC §5 table). ``retry_after`` is the raw header value."""
+    """The error for a non-200 response (SPEC §5 table). ``retry_after`` is the raw header value.
+
+    The category is the shared rule (:func:`core.http_rules.status_category`), except that a
+    status outside 4xx/5xx is retried here (the API answered something it should not have).
+    """
     shown = sanitize_url(url)
-    if status == 401:
-        return ClaimXApiError(f"Unauthorized (401): {shown}", category=ErrorCategory.AUTH, http_status=401)
-    if status == 403:
-        return ClaimXApiError(f"Forbidden (403): {shown}", category=ErrorCategory.PERMANENT, http_status=403)
-    if status == 404:
-        return ClaimXApiError(f"Not found (404): {shown}", category=ErrorCategory.PERMANENT, http_status=404)
-    wait = parse_retry_after(retry_after)
-    if status == 429:
-        return ClaimXApiError(
-            f"Rate limited (429): {shown}",
-            category=ErrorCategory.TRANSIENT,
-            http_status=429,
-            retry_after_seconds=wait,
-        )
-    if status in _SERVER_ERRORS:
-        return ClaimXApiError(
-            f"Server error ({status}): {shown}",
-            category=ErrorCategory.TRANSIENT,
-            http_status=status,
-            retry_after_seconds=wait,
-        )
-    if 400 <= status < 500:
-        return ClaimXApiError(
-            f"Client error ({status}): {shown}", category=ErrorCategory.PERMANENT, http_status=status
-        )
+    category = status_category(status, otherwise=ErrorCategory.TRANSIENT)
+    if status in _LABELS:
+        label = _LABELS[status]
+    elif status in _SERVER_ERRORS:
+        label = "Server error"
+    elif 400 <= status < 500:
+        label = "Client error"
+    else:
+        label = "HTTP error"
+    retryable = category is ErrorCategory.TRANSIENT
     return ClaimXApiError(
-        f"HTTP error ({status}): {shown}",
-        category=ErrorCategory.TRANSIENT,
+        f"{label} ({status}): {shown}",
+        category=category,
         http_status=status,
-        retry_after_seconds=wait,
+        retry_after_seconds=parse_retry_after(retry_after) if retryable else None,
     )
 
 
@@ -101,26 +88,18 @@ def invalid_id_error(what: str, value: object) -> ClaimXApiError:
     )
 
 
+def int_id(what: str, value: str | int) -> int:
+    """``value`` as the integer id the API expects; anything else is :func:`invalid_id_error`."""
+    if isinstance(value, bool):
+        raise invalid_id_error(what, value)
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise invalid_id_error(what, value)
+    return int(text)
+
+
 def counts_for_breaker(error: PipelineError) -> bool:
     """SPEC §5: only retryable API errors, timeouts and connection errors count; auth/permanent do not."""
     return error.category is ErrorCategory.TRANSIENT
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); ``None`` when absent/bad."""
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from core import keys
 from core.errors import CircuitOpenError, TransientError
 
 
@@ -122,7 +123,7 @@ class CircuitBreaker:
         name: str = "claimx_api",
         *,
         config: BreakerConfig | None = None,
-        key_prefix: str = "pipeline:breaker",
+        key_prefix: str = keys.BREAKER_PREFIX,
     ) -> None:
         self.name = name
         self.config = config or BreakerConfig()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from domains.canvas import DomainSpec, EventPlan, ParsedEvent
+from domains.canvas import EventPlan, ParsedEvent
 from domains.claimx.models import ClaimXEvent, event_row, parse_claimx_record
 from domains.names import Domain, Table
 
@@ -23,7 +24,7 @@ def parse(raw: bytes, timestamp: datetime | None) -> ParsedEvent:
     return ParsedEvent(Domain.CLAIMX, event.event_id, event, dict(event.raw_data))
 
 
-def _payload(event: ClaimXEvent) -> dict:
+def _payload(event: ClaimXEvent) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
@@ -41,12 +42,8 @@ def plan_batch(events: Sequence[ParsedEvent], now: datetime) -> list[EventPlan]:
                 plan.enrich = [_payload(event)]
                 media_groups[event.project_id] = plan
             else:
-                lead.enrich.append(_payload(event))  # type: ignore[union-attr]
+                lead.enrich.append(_payload(event))  # type: ignore[union-attr]  # a group lead always has a unit
         else:
             plan.enrich = [_payload(event)]
         plans.append(plan)
     return plans
-
-
-def spec() -> DomainSpec:
-    return DomainSpec(Domain.CLAIMX, parse, plan_batch, Table.CLAIMX_EVENTS)

@@ -145,12 +145,12 @@ def task_rows(
         task_row = {"assignment_id": assignment, "project_id": project_id}
         task_row.update(map_fields(task, _TASK_FIELDS))
         task_row.update(stamps(event_id, now))
-    template = task.get("customTask") if isinstance(task.get("customTask"), dict) else {}
+    template: dict[str, Any] = found if isinstance(found := task.get("customTask"), dict) else {}
     template_row: Row | None = None
     if integer(template.get("taskId")) is not None:
         template_row = map_fields(template, _TEMPLATE_FIELDS)
         template_row.update(stamps(event_id, now))
-    link = task.get("externalLinkData") if isinstance(task.get("externalLinkData"), dict) else {}
+    link: dict[str, Any] = found if isinstance(found := task.get("externalLinkData"), dict) else {}
     link_row: Row | None = None
     if integer(link.get("linkId")) is not None:
         link_row = {"assignment_id": assignment, "project_id": project_id}

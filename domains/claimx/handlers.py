@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from core.errors import PermanentError, PipelineError
+from domains.claimx.api_errors import int_id
 from domains.claimx.coerce import integer, iso, text
 from domains.claimx.entity_rows import media_id_of, media_row, pick_video_item, task_rows, video_row
 from domains.claimx.models import ClaimXEvent, EventType
@@ -96,7 +97,8 @@ def handle_media_batch(
 
     Per project: ≤ :data:`BATCH_THRESHOLD` distinct ids ⇒ ``media?mediaIds=…``, else the full list;
     then one project verification whose rows (and both calls) go to the group's first successful
-    event. An API error fails every event of its group with that error.
+    event. An API error fails every event of its group with that error; an event whose media id the API
+    cannot take fails alone, before grouping.
     """
     outcomes: dict[str, HandlerResult | PipelineError] = {}
     groups: dict[str, list[ClaimXEvent]] = {}
@@ -105,6 +107,11 @@ def handle_media_batch(
             raise ValueError(f"not a media event: {event.event_type}")
         if not event.media_id:
             outcomes[event.event_id] = PermanentError("Missing media_id")
+            continue
+        try:  # per event, before grouping: one bad id must not fail its project's other media
+            int_id("media id", event.media_id)
+        except PipelineError as err:
+            outcomes[event.event_id] = err
             continue
         groups.setdefault(event.project_id, []).append(event)
     for project_id, group in groups.items():

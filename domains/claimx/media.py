@@ -8,7 +8,8 @@ Contracts:
   the file name is capped at 255 bytes of UTF-8 (stem cut, extension kept), so two media never share
   a path and nothing escapes the project's folder.
 * :func:`download_plans` returns one :class:`MediaPlan` per media row with a non-blank
-  ``full_download_link``, in row order, ``file_type`` upper-cased.
+  ``full_download_link``, in row order; ``file_type`` is the media row's type as the API gives it
+  (``jpg``: SPEC §4.6, DECISIONS "claimx"; the upper-case rule is xact's), "" when it has none.
 * :func:`refresh_media_url` asks the API for one media item and returns its fresh
   ``fullDownloadLink``; none ⇒ :class:`PermanentError`.
 """
@@ -71,7 +72,7 @@ def download_plans(media_rows: list[dict[str, Any]]) -> list[MediaPlan]:
                 url=url,
                 blob_path=media_blob_path(project_id, media_id, file_name, file_type),
                 file_name=file_name or "",
-                file_type=(file_type or "").upper(),
+                file_type=file_type or "",
                 expires_at=text(row.get("expires_at")),
             )
         )

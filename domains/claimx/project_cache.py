@@ -16,6 +16,9 @@ from typing import Any
 
 import redis
 
+from core import keys
+from core.metrics import observe_project_cache
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +31,7 @@ class ProjectCache:
         ttl_seconds: int = 3600,
         enabled: bool = True,
         *,
-        key_prefix: str = "pipeline:claimx:project",
+        key_prefix: str = keys.project_cache_prefix("claimx"),
     ) -> None:
         self._redis = redis_client
         self.ttl_seconds = int(ttl_seconds)
@@ -47,6 +50,7 @@ class ProjectCache:
                 extra={"project_id": project_id, "error": exc.__class__.__name__},
             )
             return None
+        observe_project_cache(hit=raw is not None)
         if raw is None:
             return None
         try:

@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 import redis
 
+from core import keys
 from core.errors import TransientError
+from core.metrics import observe_ratelimit_wait
 
 # KEYS[1] = bucket hash. ARGV: rate per second, burst, max wait in microseconds.
 # Returns the wait in microseconds (0 = go now), or -(wait) when the wait would exceed the maximum.
@@ -54,7 +56,7 @@ class RateLimiter:
         rate_per_second: float,
         burst: int | None = None,
         max_wait_seconds: float = 10.0,
-        key_prefix: str = "pipeline:ratelimit",
+        key_prefix: str = keys.RATELIMIT_PREFIX,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate_per_second <= 0:
@@ -90,5 +92,6 @@ class RateLimiter:
                 retry_after_seconds=math.ceil(wait_s),
             )
         if wait_us:
+            observe_ratelimit_wait(wait_us / 1_000_000)
             self._sleep(wait_us / 1_000_000)
         return wait_us / 1_000_000

@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from core.errors import PermanentError
 from core.observability import Metric
 from core.security.redact import sanitize_url
 from core.security.urls import UrlPolicy, validate_url
+from core.settings import Settings
 from domains.attachments import AttachmentJob
-from domains.canvas import DomainSpec, EventPlan, ParsedEvent
+from domains.canvas import EventPlan, ParsedEvent, PlanBatch
 from domains.ids import xact_event_id, xact_media_id
 from domains.names import Domain, Table
 from domains.xact.flatten import failed_row, flatten_event
 from domains.xact.models import XactEvent, parse_xact_record
+from domains.xact.paths import plan_attachments
 
 REJECTED = "rejected"
 
@@ -40,7 +43,7 @@ def parse(raw: bytes, _timestamp: datetime | None) -> ParsedEvent:
 
 def _rejected(
     event: XactEvent, url: str, media_id: str, blob_path: str | None, reason: str, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     return failed_row(
         media_id=media_id,
         trace_id=event.trace_id,
@@ -59,12 +62,10 @@ def _rejected(
 
 
 def plan_event(parsed: ParsedEvent, policy: UrlPolicy, now: datetime) -> EventPlan:
-    from domains.xact.paths import plan_attachments
-
     event: XactEvent = parsed.event
     plan = EventPlan(Domain.XACT, parsed.event_id)
     plan.rows[Table.XACT_EVENTS] = [flatten_event(event, parsed.raw, event_id=parsed.event_id, now=now)]
-    failed: list[dict] = []
+    failed: list[dict[str, Any]] = []
     if not event.attachments:
         plan.counters[Metric.EVENTS_WITHOUT_ATTACHMENTS] = 1
     elif not event.assignment_id:
@@ -112,8 +113,11 @@ def plan_event(parsed: ParsedEvent, policy: UrlPolicy, now: datetime) -> EventPl
     return plan
 
 
-def spec(policy: UrlPolicy) -> DomainSpec:
+def planner(settings: Settings) -> PlanBatch:
+    """The batch planner, with the URL policy built once from ``settings``."""
+    policy = UrlPolicy.from_settings(settings)
+
     def plan_batch(events: Sequence[ParsedEvent], now: datetime) -> list[EventPlan]:
         return [plan_event(p, policy, now) for p in events]
 
-    return DomainSpec(Domain.XACT, parse, plan_batch, Table.XACT_EVENTS)
+    return plan_batch

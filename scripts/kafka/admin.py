@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from domains.names import Domain, dlq_topic, raw_topic  # noqa: E402
+from domains.names import Domain, dlq_topic, raw_topic
 
 RAW_PARTITIONS = 6
 DLQ_PARTITIONS = 3
@@ -93,7 +93,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> bool:
 
 def _report(name: str, verb: str, future: object) -> bool:
     try:
-        future.result()  # type: ignore[attr-defined]
+        future.result()  # type: ignore[attr-defined]  # a concurrent Future, typed loosely here
     except KafkaException as exc:
         error = exc.args[0]
         if error.name() == "TOPIC_ALREADY_EXISTS":  # raced with another creator: fine

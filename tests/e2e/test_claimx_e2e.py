@@ -18,6 +18,7 @@ import pytest
 from core.deadletters import DeadLetterStore
 from domains.claimx.models import parse_claimx_record
 from domains.names import Table
+from ops.expectations import claimx_values, compare_values
 from simulator.files import expected_bytes
 from tests.harness import Harness, sample_run
 from tests.samples import SAMPLES
@@ -140,3 +141,14 @@ def test_same_events_again__add_no_row_and_no_file(run: Harness) -> None:
     run.wait_idle(timeout=180)
     assert {t: run.table(t).height for t in tables} == before
     assert run.lake_files("claimx") == files
+
+
+def test_sample_expectations__every_column_value_they_give(run: Harness) -> None:
+    """The values ``claimx_expectations.json`` states (file_type ``jpg`` as the media row gives it,
+    file names, blob paths, task assignment, video and project values), not only row counts."""
+    lines = compare_values(
+        claimx_values(SAMPLES / "expected" / "claimx_expectations.json"),
+        lambda table: run.table(Table(table)).to_dicts(),
+    )
+    assert not [line for line in lines if not line.endswith(" OK")], "\n".join(lines)
+    assert run.table(Table.CLAIMX_ATTACHMENTS).filter(media_id="880001")["file_type"].to_list() == ["jpg"]

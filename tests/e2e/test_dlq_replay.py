@@ -63,6 +63,18 @@ def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Ha
     assert "HTTP 404" in _pipeline(run, "dlq", "list", "--domain", "xact")
     failed = run.table(Table.XACT_ATTACHMENTS_FAILED).to_dicts()
     assert [(r["media_id"], r["status"]) for r in failed] == [(media_id, "failed_permanent")]
+    # The open letter keeps the URL its replay needs: the vault entry no longer expires.
+    vault_entry = f"pipeline:url:xact:{media_id}"
+    assert letters[0].holds == [vault_entry] and run.redis.ttl(vault_entry) == -1
+
+    # The same work again (a re-dispatch after the ledger forgot it) updates the same letter.
+    for key in run.redis.scan_iter(match="pipeline:dispatched:*"):
+        run.redis.delete(key)
+    run.publish_lines("xact", [json.dumps(event).encode()])
+    run.wait_idle(timeout=120)
+    again = DeadLetterStore(run.redis).list("xact", status=None)
+    assert [(x.id, x.failures, x.status) for x in again] == [(letters[0].id, 2, "open")]
+    assert run.redis.ttl(vault_entry) == -1
 
     run.sim("DELETE", "/_sim/faults")
     assert "replayed 1" in _pipeline(run, "dlq", "replay", "--all", "--domain", "xact")
@@ -77,6 +89,7 @@ def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Ha
     ]
     assert DeadLetterStore(run.redis).get(letters[0].id).status == LetterStatus.REPLAYED
     assert DeadLetterStore(run.redis).list("xact") == []  # no open letter left
+    assert not run.redis.exists(vault_entry)  # the successful replay used it up
 
     # Replaying again is a no-op: the attachment is done.
     _pipeline(run, "dlq", "replay", letters[0].id)

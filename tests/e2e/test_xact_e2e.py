@@ -15,27 +15,19 @@ import polars as pl
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from core.deadletters import DeadLetterStore
 from domains.ids import xact_event_id, xact_media_id
 from domains.names import Table
 from domains.xact.flatten import flatten_event
 from domains.xact.models import parse_xact_record
+from ops.expectations import XACT_OVERRIDES, compare_values, xact_values
 from simulator.files import expected_bytes
 from tests.harness import KAFKA, Harness, sample_run
 from tests.samples import SAMPLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-OVERRIDES = {  # DECISIONS "How to read the samples' expected outcomes"
-    16: (
-        "firstNoticeOfLossReceived/A-7100462/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e16/"
-        "A-7100462_FNOL_fnol_statement.pdf",
-        "PDF",
-    ),
-    18: (
-        "documentsReceived/A-7100464/3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e18/A-7100464_water damage closeup.png",
-        "PNG",
-    ),
-}
+OVERRIDES = XACT_OVERRIDES  # DECISIONS "How to read the samples' expected outcomes"
 
 
 def _expected() -> dict[str, list]:
@@ -127,8 +119,6 @@ def test_xact_attachments_failed__every_refused_attachment_has_an_outcome(run: H
 
 
 def test_dead_letters__permanent_download_failures_are_replayable_letters(run: Harness) -> None:
-    from core.deadletters import DeadLetterStore
-
     letters = DeadLetterStore(run.redis).list("xact")
     assert sorted(letter.key for letter in letters) == sorted(m for m, _ in EXPECTED["failed"])
     for letter in letters:
@@ -180,6 +170,7 @@ def test_redelivery_after_the_ledger_forgot__stages_are_idempotent(run: Harness)
         for t in (Table.XACT_EVENTS, Table.XACT_ATTACHMENTS, Table.XACT_ATTACHMENTS_FAILED)
     }
     files_before = run.lake_files("xact")
+    letters_before = {letter.id: letter.failures for letter in DeadLetterStore(run.redis).list("xact")}
     for key in run.redis.scan_iter(match="pipeline:dispatched:*"):
         run.redis.delete(key)
     run.publish_file("xact", SAMPLES / "xact_events.jsonl")
@@ -187,3 +178,16 @@ def test_redelivery_after_the_ledger_forgot__stages_are_idempotent(run: Harness)
     for table, height in before.items():
         assert run.table(table).height == height, table
     assert run.lake_files("xact") == files_before
+    # One letter per work item: the failing attachments failed again and updated their letters.
+    letters_after = DeadLetterStore(run.redis).list("xact")
+    assert {letter.id for letter in letters_after} == set(letters_before)
+    assert all(letter.failures > letters_before[letter.id] for letter in letters_after)
+
+
+def test_sample_expectations__every_column_value_they_give(run: Harness) -> None:
+    """What ``make run`` compares besides row counts: blob paths, types, URLs, failed statuses."""
+    lines = compare_values(
+        xact_values(SAMPLES / "expected" / "xact_expectations.json"),
+        lambda table: run.table(Table(table)).to_dicts(),
+    )
+    assert not [line for line in lines if not line.endswith(" OK")], "\n".join(lines)

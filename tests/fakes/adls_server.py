@@ -11,6 +11,8 @@ It keeps files in memory and implements, in path-style addressing
 Requests are authenticated with SharedKey exactly as the service does: the signature is recomputed
 from the account key and compared (wrong key -> 403 ``AuthenticationFailed``; none -> 401).
 ``inject_fault`` makes the next matching requests fail with a chosen status and error code.
+``append_delay_seconds`` makes every append take that long (outside the server's lock), so
+parallel appends overlap; ``max_appends_in_flight`` records the most seen at once.
 
 Run standalone: ``python -m tests.fakes.adls_server --port 10100 --account name:base64key``.
 """
@@ -26,6 +28,8 @@ import hmac
 import itertools
 import json
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -86,6 +90,9 @@ class FakeAdlsServer:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._etags = itertools.count(1)
+        self.append_delay_seconds = 0.0
+        self.appends_in_flight = 0
+        self.max_appends_in_flight = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -133,6 +140,23 @@ class FakeAdlsServer:
                     return fault
         return None
 
+    @contextlib.contextmanager
+    def _append_slot(self, is_append: bool) -> Iterator[None]:
+        """Count an append in flight (and hold it ``append_delay_seconds``) while it is handled."""
+        if not is_append:
+            yield
+            return
+        with self._lock:
+            self.appends_in_flight += 1
+            self.max_appends_in_flight = max(self.max_appends_in_flight, self.appends_in_flight)
+        try:
+            if self.append_delay_seconds:
+                time.sleep(self.append_delay_seconds)
+            yield
+        finally:
+            with self._lock:
+                self.appends_in_flight -= 1
+
     def _new_etag(self) -> tuple[str, str]:
         return f'"0x8D{next(self._etags):012X}"', email.utils.formatdate(usegmt=True)
 
@@ -162,7 +186,8 @@ def _make_handler(server: FakeAdlsServer) -> type[BaseHTTPRequestHandler]:
                     code = "ContainerNotFound" if self.command in ("GET", "HEAD") else "FilesystemNotFound"
                     raise _Failure(404, code, "The specified filesystem does not exist.")
                 handler = getattr(self, f"_op_{self.command.lower()}")
-                with server._lock:
+                is_append = self.command == "PATCH" and query.get("action") == "append"
+                with server._append_slot(is_append), server._lock:
                     handler((account, file_system, path), query, body)
             except _Failure as failure:
                 self._error(failure)

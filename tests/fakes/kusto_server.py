@@ -118,7 +118,7 @@ class _Parser:
         while self.peek("or", "id"):
             self.take()
             a, b = left, self.conj()
-            left = lambda r, a=a, b=b: bool(a(r)) or bool(b(r))  # noqa: E731
+            left = lambda r, a=a, b=b: bool(a(r)) or bool(b(r))  # noqa: E731 - binds a and b per iteration
         return left
 
     def conj(self) -> Expr:
@@ -126,7 +126,7 @@ class _Parser:
         while self.peek("and", "id"):
             self.take()
             a, b = left, self.comparison()
-            left = lambda r, a=a, b=b: bool(a(r)) and bool(b(r))  # noqa: E731
+            left = lambda r, a=a, b=b: bool(a(r)) and bool(b(r))  # noqa: E731 - binds a and b per iteration
         return left
 
     def comparison(self) -> Expr:
@@ -410,7 +410,7 @@ def _frames(
 
 def _handler(fake: KustoFake) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:  # http.server API
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             if self.path.split("?")[0] != "/v2/rest/query":

@@ -258,7 +258,7 @@ def test_breaker__opens_after_five_counted_failures_and_blocks_before_http(
     time.sleep(FAST.open_seconds + 0.1)
     client.get_project(5010001)  # half-open trial 1
     client.get_project(5010001)  # trial 2 closes it
-    assert client._breaker.state() is BreakerState.CLOSED  # noqa: SLF001 - asserting shared state
+    assert client._breaker.state() is BreakerState.CLOSED  # asserting shared state
 
 
 def test_breaker__auth_and_permanent_failures_are_not_counted(
@@ -271,7 +271,7 @@ def test_breaker__auth_and_permanent_failures_are_not_counted(
         with pytest.raises(ClaimXApiError) as info:
             client.get_project(project)
         assert info.value.category in (ErrorCategory.AUTH, ErrorCategory.PERMANENT)
-    assert client._breaker.state() is BreakerState.CLOSED  # noqa: SLF001
+    assert client._breaker.state() is BreakerState.CLOSED
     assert client.get_project(5010001)["data"]["project"]["projectId"] == 5010001
 
 
@@ -400,7 +400,7 @@ def test_rate_limiter__client_calls_are_paced(make_client: Callable[..., ClaimXC
 # --- project cache --------------------------------------------------------------------------------
 
 
-def _media_event(media: str, second: int):  # type: ignore[no-untyped-def]
+def _media_event(media: str, second: int):  # type: ignore[no-untyped-def]  # the parser's union return
     return parse_claimx_record(
         {
             "eventType": "PROJECT_FILE_ADDED",

@@ -16,7 +16,7 @@ import pytest
 import redis
 from deltalake import DeltaTable
 
-from core.errors import TransientError
+from core.errors import PipelineError, TransientError
 from core.settings import Settings, load_settings
 from domains.names import Table
 from writers.flush import LOCK_TIMEOUT_SECONDS, flush_all, flush_table, read_table
@@ -45,7 +45,7 @@ def _events(*trace_ids: str, **extra: object) -> list[dict[str, object]]:
 
 
 def _flush(settings: Settings, client: redis.Redis, prefix: str, table: Table, **kw: object):
-    return flush_table(settings, client, table, prefix=prefix, **kw)  # type: ignore[arg-type]
+    return flush_table(settings, client, table, prefix=prefix, **kw)  # type: ignore[arg-type]  # test knobs pass through
 
 
 def test_flush__writes_staged_rows_once_and_records_the_batch_version(
@@ -260,7 +260,7 @@ def test_flush__concurrent_stagers_and_flushers_write_every_key_exactly_once(
         try:
             while not done.is_set():
                 _flush(settings, client, prefix, Table.XACT_ATTACHMENTS, max_rows=150)
-        except BaseException as exc:  # surfaced by the assertion below
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
 
     flushers = [threading.Thread(target=flush) for _ in range(3)]
@@ -408,3 +408,89 @@ def test_lock_keeper__renews_while_running_and_refuses_a_lost_lock(
     with pytest.raises(TransientError):
         keeper.confirm("test")
     keeper.stop()
+
+
+_CHILD_STALLING_FLUSH = """
+import sys
+import redis
+from domains.names import Table
+from core.settings import load_settings
+from writers.flush import flush_table
+
+def stall_after_commit(step, version):
+    if step == "committed":
+        print("committed", version, flush=True)
+        sys.stdin.readline()  # the test freezes this process (SIGSTOP), then lets it go on
+
+settings = load_settings(lake_dir=sys.argv[1])
+flush_table(settings, redis.Redis.from_url(settings.redis_url), Table.XACT_EVENTS,
+            prefix=sys.argv[2], lock_timeout_seconds=1.0, step_hook=stall_after_commit)
+print("done", flush=True)
+"""
+
+
+class _Died(Exception):
+    """A flusher that dies right after claiming its batch."""
+
+
+def test_flush__stalled_flusher_never_deletes_the_batch_another_flusher_claimed(
+    settings: Settings, redis_client: redis.Redis, prefix: str
+) -> None:
+    """F1 commits version 1 and stalls past its lock; F2 drops version 1 (already committed);
+    F3 claims version 2 and dies; F1 resumes. Version 2's rows must survive F1 and land once."""
+    stager = Stager(redis_client, prefix)
+    stager.stage(Table.XACT_EVENTS, _events("v1-a", "v1-b"))
+    f1 = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_STALLING_FLUSH, str(settings.lake_dir), prefix],
+        cwd=Path(__file__).resolve().parents[2],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "REDIS_URL": settings.redis_url},
+    )
+    assert f1.stdin is not None and f1.stdout is not None
+    try:
+        assert f1.stdout.readline().split() == [b"committed", b"1"]
+        os.kill(f1.pid, signal.SIGSTOP)  # a frozen process: its lock keeper stops too
+        deadline = time.monotonic() + 10
+        while redis_client.exists(lock_key(prefix, Table.XACT_EVENTS)):
+            assert time.monotonic() < deadline, "F1's lock never expired"
+            time.sleep(0.05)
+
+        f2 = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+        assert f2.skipped_committed and f2.version == 1
+
+        stager.stage(Table.XACT_EVENTS, _events("v2-a", "v2-b", "v2-c"))
+
+        def die_after_claim(step: str, version: int) -> None:
+            if step == "claimed":
+                raise _Died(version)
+
+        with pytest.raises(PipelineError) as died:
+            _flush(settings, redis_client, prefix, Table.XACT_EVENTS, step_hook=die_after_claim)
+        assert isinstance(died.value.__cause__, _Died)
+        assert redis_client.get(batch_version_key(prefix, Table.XACT_EVENTS)) == b"2"
+        assert stager.in_flight(Table.XACT_EVENTS) == 3
+
+        os.kill(f1.pid, signal.SIGCONT)
+        f1.stdin.write(b"\n")
+        f1.stdin.flush()
+        assert f1.stdout.readline().strip() == b"done"
+        assert f1.wait(timeout=30) == 0
+    finally:
+        if f1.poll() is None:
+            os.kill(f1.pid, signal.SIGKILL)
+            f1.wait(timeout=10)
+
+    assert stager.in_flight(Table.XACT_EVENTS) == 3, "F1 deleted the batch F3 had claimed"
+    f4 = _flush(settings, redis_client, prefix, Table.XACT_EVENTS)
+    assert (f4.version, f4.rows_written, f4.skipped_committed) == (2, 3, False)
+    assert sorted(read_table(settings, Table.XACT_EVENTS)["trace_id"].to_list()) == [
+        "v1-a",
+        "v1-b",
+        "v2-a",
+        "v2-b",
+        "v2-c",
+    ]
+    assert (
+        DeltaTable(table_uri(settings, Table.XACT_EVENTS)).transaction_version(app_id(Table.XACT_EVENTS)) == 2
+    )

@@ -37,13 +37,13 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     hits: list[str]
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:  # http.server's naming
         parts = urlsplit(self.path)
         host, _, rest = parts.path.lstrip("/").partition("/")
-        self.server.hits.append(f"{host}/{rest}")  # type: ignore[attr-defined]
+        self.server.hits.append(f"{host}/{rest}")  # type: ignore[attr-defined]  # set by the fixture
         route = getattr(self, "_r_" + rest.split("/", 1)[0].split(".", 1)[0].replace("-", "_"), None)
         if route is None:
             return self._send(404, b"not found", "text/plain")
@@ -187,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[ThreadingHTTPServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
-    httpd.hits = []  # type: ignore[attr-defined]
+    httpd.hits = []  # type: ignore[attr-defined]  # the handler's request log
     thread = threading.Thread(target=httpd.serve_forever, name="download-test-server", daemon=True)
     thread.start()
     yield httpd
@@ -216,7 +216,7 @@ def session() -> Iterator[requests.Session]:
 
 
 def _with(policy: DownloadPolicy, **changes: object) -> DownloadPolicy:
-    return DownloadPolicy(**{**policy.__dict__, **changes})  # type: ignore[arg-type]
+    return DownloadPolicy(**{**policy.__dict__, **changes})  # type: ignore[arg-type]  # test knobs
 
 
 def _no_part_files(root: Path) -> None:

@@ -1,18 +1,21 @@
-"""Table maintenance on a real Delta table: compaction keeps every row, and respects the lock."""
+"""Table maintenance on a real Delta table: compaction keeps every row, respects the lock, and
+follows the table's state after each flush (issue 9)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import redis
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from core.settings import load_settings
 from domains.names import Table
 from writers.flush import flush_table, read_table
-from writers.maintenance import maintain_table
+from writers.maintenance import maintain_table, mergeable_small_files
 from writers.staging import Stager, lock_key
 from writers.tables import table_uri
 
@@ -62,3 +65,83 @@ def test_maintain__skips_a_table_whose_flush_lock_is_held(
     redis_client.set(lock_key(prefix, Table.XACT_ATTACHMENTS), "someone-else", ex=30)
     assert maintain_table(settings, redis_client, Table.XACT_ATTACHMENTS, prefix=prefix).skipped == "locked"
     assert maintain_table(settings, redis_client, Table.CLAIMX_TASKS, prefix=prefix).skipped == "no table"
+
+
+# --- compaction follows the table's state (issue 9) ----------------------------------------------
+
+
+def _flushes(settings, redis_client: redis.Redis, prefix: str, count: int, start: int = 0, **kw) -> list:
+    stager, results = Stager(redis_client, prefix=prefix), []
+    for batch in range(start, start + count):
+        stager.stage(Table.XACT_ATTACHMENTS, [_row(batch * 10 + i) for i in range(10)])
+        results.append(flush_table(settings, redis_client, Table.XACT_ATTACHMENTS, prefix=prefix, **kw))
+    return results
+
+
+def _files(settings) -> int:
+    return len(DeltaTable(table_uri(settings, Table.XACT_ATTACHMENTS)).file_uris())
+
+
+def test_flush__compacts_once_the_table_holds_more_small_files_than_the_policy_allows(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    settings = load_settings(lake_dir=tmp_path / "lake", compact_small_files=3)
+    results = _flushes(settings, redis_client, prefix, 6)
+    compacted = [i for i, result in enumerate(results) if result.compaction is not None]
+    assert compacted == [4]  # the 5th flush left 5 files, 4 of them mergeable (> 3)
+    assert results[4].compaction.files_removed_by_compaction == 5
+    assert _files(settings) == 2  # the compacted file and the 6th flush's
+    log = tmp_path / "lake" / "tables" / Table.XACT_ATTACHMENTS.value / "_delta_log"
+    assert list(log.glob("*.checkpoint.parquet"))  # the compaction is followed by a checkpoint
+    assert len(read_table(settings, Table.XACT_ATTACHMENTS)) == 60
+
+
+def test_flush__policy_off_leaves_compaction_to_the_daily_job(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    settings = load_settings(lake_dir=tmp_path / "lake", compact_small_files=0)
+    assert all(result.compaction is None for result in _flushes(settings, redis_client, prefix, 5))
+    assert _files(settings) == 5
+
+
+def test_flush__a_flusher_that_lost_its_lock_does_not_compact(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    settings = load_settings(lake_dir=tmp_path / "lake", compact_small_files=1)
+    _flushes(settings, redis_client, prefix, 2)
+
+    def lose_lock(step: str, _: int) -> None:
+        if step == "committed":  # another flusher may hold the table now: hands off
+            redis_client.delete(lock_key(prefix, Table.XACT_ATTACHMENTS))
+
+    (result,) = _flushes(settings, redis_client, prefix, 1, start=2, step_hook=lose_lock)
+    assert result.rows_written == 10 and result.compaction is None  # the flush stands, no compaction
+    assert _files(settings) == 3
+
+
+def test_mergeable_small_files__counts_beyond_one_per_partition(tmp_path: Path) -> None:
+    uri = str(tmp_path / "parted")
+    for part in ("a", "a", "a", "b"):
+        write_deltalake(uri, pa.table({"p": [part], "v": [1]}), mode="append", partition_by=["p"])
+    table = DeltaTable(uri)
+    assert mergeable_small_files(table, small_file_bytes=1 << 20) == 2  # a: 3 files -> 2; b: 1 -> 0
+    assert mergeable_small_files(table, small_file_bytes=1) == 0  # nothing counts as small
+
+
+def test_compaction__keeps_the_log_short_and_the_flush_versions(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    settings = load_settings(
+        lake_dir=tmp_path / "lake", compact_small_files=2, delta_log_retention_hours=1 / 3600
+    )
+    _flushes(settings, redis_client, prefix, 4)  # the 4th compacts: sets the 1 s retention
+    time.sleep(1.5)  # every entry so far has expired
+    results = _flushes(settings, redis_client, prefix, 4, start=4)  # the 7th compacts again
+    assert [result.compaction is not None for result in results] == [False, False, True, False]
+    log = tmp_path / "lake" / "tables" / Table.XACT_ATTACHMENTS.value / "_delta_log"
+    table = DeltaTable(table_uri(settings, Table.XACT_ATTACHMENTS))
+    entries = sorted(int(path.name.split(".")[0]) for path in log.glob("*.json"))
+    assert entries[0] > 0 and len(entries) < table.version()  # expired entries before the checkpoint went
+    assert table.metadata().configuration["delta.logRetentionDuration"] == "interval 1 seconds"
+    assert table.transaction_version("claims-pipeline:xact_attachments") == results[-1].version
+    assert len(read_table(settings, Table.XACT_ATTACHMENTS)) == 80

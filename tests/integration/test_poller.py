@@ -261,7 +261,9 @@ def test_poller__an_unacknowledged_publish_leaves_the_checkpoint_unchanged(
 ) -> None:
     """The topic does not exist (and is not auto-created): no delivery report, no checkpoint."""
     _insert_each(fake, "Events", _xact_rows(3), datetime.now(UTC) - timedelta(minutes=5))
-    missing = settings.model_copy(update={"xact_events_topic": f"poller-test-missing-{uuid.uuid4().hex[:8]}"})
+    missing = settings.model_copy(
+        update={"events_topics": {"xact": f"poller-test-missing-{uuid.uuid4().hex[:8]}"}}
+    )
     client = EventhouseClient(fake.url, fake.database, token_provider=lambda: fake.token)
     poller = Poller(
         missing,
@@ -309,7 +311,10 @@ def test_poller__live_loop_survives_a_failed_cycle_and_a_bad_table_stops_it(
     assert not worker.is_alive()
     assert len(_published(topics[Domain.XACT])) == 12
 
-    broken = Poller.from_settings(settings.model_copy(update={"xact_eventhouse_table": "Nope"}), Domain.XACT)
+    broken = Poller.from_settings(
+        settings.model_copy(update={"eventhouse_tables": {**settings.eventhouse_tables, "xact": "Nope"}}),
+        Domain.XACT,
+    )
     try:
         with pytest.raises(PermanentError, match="Nope"):
             broken.run()

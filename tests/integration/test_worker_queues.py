@@ -41,7 +41,7 @@ def worker(tmp_path: Path):
         "LAKE_DIR": str(tmp_path / "lake"),
         "CACHE_DIR": str(tmp_path / "cache"),
     }
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - the worker holds it; closed after it exits
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from domains.names import Domain, all_queues, dlq_topic, raw_topic
+from domains.names import Domain, dlq_topic, raw_topic
+from domains.registry import all_queues
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read docker-compose.yml")
 

@@ -6,12 +6,14 @@ ADLS Gen2 store; one contract test suite runs against both (STYLE §9).
 
 from __future__ import annotations
 
+from core.errors import ConfigError
 from core.settings import Settings
-from domains.names import Domain
+from domains import registry
 from writers.files.base import FileStore
 from writers.files.local import LocalFileStore
 from writers.files.onelake import OneLakeFileStore, parse_abfss
 from writers.files.paths import validate_blob_path
+from writers.storage import default_credential
 
 __all__ = [
     "FileStore",
@@ -27,7 +29,13 @@ def file_store_from_settings(settings: Settings) -> FileStore:
     """The store ``FILE_STORE`` selects: ``local`` under ``{lake_dir}/files``, or ``onelake``."""
     if settings.file_store == "local":
         return LocalFileStore(settings.files_root)
-    from writers.storage import default_credential
-
-    roots = {Domain.XACT: settings.onelake_xact_path or "", Domain.CLAIMX: settings.onelake_claimx_path or ""}
-    return OneLakeFileStore(roots, credential=default_credential())
+    roots = {domain: settings.onelake_path_for(domain) or "" for domain in registry.domains()}
+    missing = sorted(f"ONELAKE_{domain.upper()}_PATH" for domain, root in roots.items() if not root)
+    if missing:
+        raise ConfigError(f"FILE_STORE=onelake needs {', '.join(missing)}")
+    return OneLakeFileStore(
+        roots,
+        credential=default_credential(),
+        max_concurrency=settings.onelake_upload_concurrency,
+        chunk_bytes=settings.onelake_upload_chunk_bytes,
+    )

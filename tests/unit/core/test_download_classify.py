@@ -58,7 +58,7 @@ def test_classify_http_status__spec_table(status: int, category: ErrorCategory) 
 class _NoNetwork(requests.Session):
     """A session that fails the test if the downloader tries to send anything."""
 
-    def request(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]  # any call fails
         raise AssertionError("no request may be made")
 
 
@@ -79,7 +79,7 @@ def _fails_before_request(
 ) -> PermanentError:
     dest = tmp_path / "out" / "file.pdf"
     with pytest.raises(PermanentError) as info:
-        download_to_file(_NoNetwork(), url, dest, policy, **kw)  # type: ignore[arg-type]
+        download_to_file(_NoNetwork(), url, dest, policy, **kw)  # type: ignore[arg-type]  # test knobs
     assert not dest.parent.exists()
     return info.value
 
@@ -129,7 +129,10 @@ def test_download__expected_extension_overrides_url(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "code, category",
     [
-        (errno.ENOSPC, P),
+        (errno.ENAMETOOLONG, P),  # the name is refused: the same every time
+        (errno.EINVAL, P),
+        (errno.ENOSPC, T),  # a full cache drains as uploads finish (core/cache.py)
+        (errno.EDQUOT, T),
         (errno.EROFS, P),
         (errno.EACCES, P),
         (errno.EPERM, P),
@@ -145,6 +148,7 @@ def test_write_error__classification(code: int | None, category: ErrorCategory) 
     assert err.category is category
     assert str(err).startswith("File write error: ")
     assert "sig=abc" not in str(err)
+    assert "/cache" not in str(err) and ".part" not in str(err)  # no local path reaches a letter or row
 
 
 @pytest.mark.parametrize(
@@ -188,8 +192,8 @@ def test_new_session__pooled_and_ignores_environment() -> None:
     session = new_session(pool_size=7)
     assert session.trust_env is False
     adapter = session.get_adapter("https://files.example.com/")
-    assert adapter._pool_maxsize == 7  # type: ignore[attr-defined]
-    assert adapter.max_retries.total == 0  # type: ignore[attr-defined]
+    assert adapter._pool_maxsize == 7  # type: ignore[attr-defined]  # HTTPAdapter's private pool size
+    assert adapter.max_retries.total == 0  # type: ignore[attr-defined]  # HTTPAdapter's urllib3 Retry
 
 
 def test_transient_and_permanent_errors_are_distinct_types() -> None:

@@ -60,7 +60,7 @@ def test_sanitize_url__path_and_plain_params_unchanged() -> None:
 def test_sanitize_url__userinfo_password_and_fragment_token_redacted() -> None:
     out = sanitize_url("https://bob:hunter2@files.example.com/a.pdf#access_token=abc123&state=1")
     assert "hunter2" not in out and "abc123" not in out
-    assert out == f"https://bob:{REDACTED}@files.example.com/a.pdf#access_token={REDACTED}&state=1"
+    assert out == f"https://{REDACTED}@files.example.com/a.pdf#access_token={REDACTED}&state=1"
 
 
 @pytest.mark.parametrize("value", ["", "not a url", "https://[::1/broken?sig=abc"])

@@ -27,7 +27,7 @@ def _reason(url: str, policy: UrlPolicy = POLICY) -> str:
         "https://files.example.com/a/b.pdf",
         "https://files.example.com/a/b.pdf?x=1&y=2",
         "https://files.example.com/a/b.pdf#frag",
-        "https://files.example.com:8443/a/b.pdf",
+        "https://files.example.com:443/a/b.pdf",
         "https://user:secret@files.example.com/a/b.pdf",
         "https://files.example.com/a/water%20damage%20closeup.png",
         "https://FILES.Example.COM/a/b.pdf",

@@ -71,7 +71,7 @@ def test_parse_retry_after__http_date_and_garbage() -> None:
     assert parse_retry_after("Mon, 05 Jan 2026 12:00:30 GMT", now=now) == 30.0
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
-    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after("-5") is None  # not delta-seconds (RFC 9110): unreadable
 
 
 def test_classify_status__secrets_in_the_url_are_redacted() -> None:

@@ -119,7 +119,7 @@ def test_handle__media_row_maps_coordinates_expiry_and_task_assignment(api: Samp
 
 def test_handle__media_row_prefers_expires_at_key_and_camel_case_assignment() -> None:
     class Port(SampleApi):
-        def get_project_media(self, project_id, media_ids=None):  # type: ignore[no-untyped-def]
+        def get_project_media(self, project_id, media_ids=None):  # type: ignore[no-untyped-def]  # the port's signature
             items = super().get_project_media(project_id, media_ids)
             return [
                 {**m, "taskAssignmentID": None, "taskAssignmentId": 42, "expiresAt": "2030-01-01T00:00:00Z"}
@@ -300,10 +300,21 @@ def test_media_batch__api_error_fails_every_event_of_the_group_only(api: SampleA
     good = [_media_event("5010002", "880101", 3)]
     out = handle_media_batch(bad + good, api, now=NOW, cache=None)
     assert all(isinstance(out[e.event_id], ClaimXApiError) for e in bad)
-    assert all(out[e.event_id].category is ErrorCategory.PERMANENT for e in bad)  # type: ignore[union-attr]
+    assert all(out[e.event_id].category is ErrorCategory.PERMANENT for e in bad)  # type: ignore[union-attr]  # errors, checked above
     assert isinstance(out[good[0].event_id], HandlerResult)
 
 
 def test_media_batch__rejects_non_media_events(api: SampleApi) -> None:
     with pytest.raises(ValueError):
         handle_media_batch([_event(1)], api, now=NOW, cache=None)
+
+
+def test_media_batch__non_numeric_media_id_fails_only_its_own_event(api: SampleApi) -> None:
+    """Issue 7 item 6: the id is checked per event before grouping, so its neighbours are fetched."""
+    good = [_media_event("5010001", "880001", 1), _media_event("5010001", "880002", 2)]
+    bad = _media_event("5010001", "88x001", 3)
+    out = handle_media_batch([good[0], bad, good[1]], api, now=NOW, cache=None)
+    assert all(isinstance(out[e.event_id], HandlerResult) for e in good)
+    err = out[bad.event_id]
+    assert isinstance(err, ClaimXApiError) and err.category is ErrorCategory.PERMANENT
+    assert api.calls[0] == "GET /export/project/5010001/media?mediaIds=880001,880002"

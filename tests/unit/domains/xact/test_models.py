@@ -199,5 +199,5 @@ def test_dump__round_trips_through_json():
 def test_event__is_immutable():
     event = parse_xact_record(_line(1))
     with pytest.raises(ValueError):
-        event.trace_id = "other"  # type: ignore[misc]
+        event.trace_id = "other"  # type: ignore[misc]  # the frozen model must refuse it
     assert isinstance(event, XactEvent)

@@ -1,0 +1,68 @@
+"""Short variant of ``bench/bench_e2e.py`` (issue 9 item 1), with loose bounds that catch a
+regression, plus the structural facts the per-task savings rest on.
+
+The targets (>= 0.5x the no-op canvas with one 2 KiB attachment per event, >= 0.8x without; flat
+time per event from 1x to 16x) are measured by ``make bench`` and written in docs/benchmarks.md,
+not asserted here: this machine is shared, so the bounds below are wide.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _bench(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module's annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kombu_channel_reuses_one_redis_client_for_publishes_and_acks() -> None:
+    from tasks import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        first = channel._create_client()
+        assert channel._create_client() is first  # stock kombu 5.7 builds one per command
+        assert channel._create_client(asynchronous=True) is not first  # the consumer's stays its own
+
+
+def test_task_events_are_off_unless_asked_for() -> None:
+    import celeryconfig
+
+    # Flower turns worker events on itself while it runs; nothing else reads them.
+    assert celeryconfig.worker_send_task_events is False
+    assert celeryconfig.task_send_sent_event is False
+
+
+def test_e2e_short__pipeline_keeps_up_with_the_noop_canvas_and_time_per_event_stays_flat(
+    tmp_path: Path,
+) -> None:
+    figures = _bench("bench_e2e").measure(
+        events=120,
+        attachments=[0, 1],
+        repeat=1,
+        growth_events=40,
+        growth_factors=[1, 4],
+        growth_attachments=1,
+        directory=tmp_path,
+        log=lambda _line: None,
+    )
+    by_k = {c["attachments"]: c for c in figures["comparison"]}
+    # Targets 0.8x and 0.5x on a quiet machine; before issue 9: about 0.3-0.57x and 0.18-0.3x.
+    assert by_k[0]["ratio"] > 0.25, figures
+    assert by_k[1]["ratio"] > 0.15, figures
+    one, four = figures["growth"]
+    assert four["vs_1x"] < 2.0, figures  # target: flat within 20 % up to 16x

@@ -1,0 +1,49 @@
+"""Short variants of the issue-9 benchmarks, with loose bounds that catch a regression.
+
+The targets (``bench/bench_large_file.py``: >= 0.9x of curl + cp + sync and < 150 MB RSS with
+1 GiB; ``bench/bench_table_growth.py``: <= 2x after 10,000 flushes) are measured by ``make bench``
+on a quiet machine, not asserted here: this machine is shared, so the bounds below are wide, and
+the structural facts (a hard link, a compaction, a checkpoint) carry most of the weight.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import redis
+
+from core.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _bench(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module's annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_large_file__64_mib_near_disk_speed_small_memory_and_no_copy(tmp_path: Path) -> None:
+    result = _bench("bench_large_file").measure(mib=64, repeat=1, directory=tmp_path)
+    assert result["linked"] is True  # same file system: the upload published a hard link
+    assert result["peak_rss_mb"] < 200  # does not grow with the file (1 GiB: target < 150 MB)
+    assert result["ratio"] > 0.4, result  # target 0.9 at 1 GiB; wide for a shared machine
+
+
+def test_table_growth__200_flushes_stay_fast_with_the_policy_on(tmp_path: Path) -> None:
+    client = redis.Redis.from_url(load_settings().redis_url)
+    growth = _bench("bench_table_growth").run(client, flushes=200, rows=20, policy=True, lake_parent=tmp_path)
+    client.close()
+    assert growth.compactions >= 4  # ~every COMPACT_SMALL_FILES (32) flushes
+    assert growth.checkpoints >= growth.compactions  # one after each compaction, plus delta-rs's own
+    assert growth.files_end <= load_settings().compact_small_files + 2
+    assert growth.ratio(50) < 3.0, growth.merge_seconds  # target <= 2x after 10,000 flushes
