@@ -55,6 +55,7 @@ chaos: install      ## 2,000 events while every component is SIGKILLed twice (pr
 bench: stack-up     ## benchmarks (each compares against its baseline in the same run)
 	$(PY) bench/bench_flush.py
 	$(PY) bench/bench_dispatch.py
+	$(PY) bench/bench_e2e.py
 	$(PY) bench/bench_large_file.py
 	$(PY) bench/bench_table_growth.py
 

@@ -104,6 +104,13 @@ def _dispatch(
         seconds = time.perf_counter() - t0  # poll_once commits synchronously: lag is 0 here
         if backpressure and dispatcher.backpressure.paused:
             raise RuntimeError("backpressure engaged during a run meant to measure its idle cost")
+        if backpressure:
+            m = dispatcher.metrics
+            print(
+                f"# backpressure: {m.backpressure_checks} checks, {m.backpressure_seconds * 1000:.1f} ms "
+                f"= {m.backpressure_seconds / seconds:.2%} of the {seconds:.2f} s run",
+                flush=True,
+            )
         lag = kafka_lag(h.settings, [h.topics["xact"]])
         if lag != 0:
             raise RuntimeError(f"lag {lag} after the timed run")

@@ -122,3 +122,7 @@ WORKERS = f"{PREFIX}:workers"
 def worker_alive(node: str) -> str:
     """A worker's heartbeat key: present (short TTL, refreshed) while the worker lives."""
     return f"{PREFIX}:worker:alive:{node}"
+
+
+HOST_QUEUES = f"{PREFIX}:host_queues"
+"""Set of the host-local upload queues workers have consumed (the reaper drains a dead host's)."""

@@ -199,7 +199,7 @@ class _InFlight:
         if not jobs:
             return
         own = pipe is None
-        p = self._r.pipeline(transaction=False) if own else pipe
+        p: Any = self._r.pipeline(transaction=False) if own else pipe
         for member, payload in jobs.items():
             p.set(self._key(member), payload)
         p.zadd(self.INDEX, {member: now for member in jobs})
@@ -285,12 +285,14 @@ class PendingTasks(_InFlight):
     ) -> None:
         super().add_many(jobs, now=now, task_ids=None, pipe=pipe)
 
-    def done(self, member: str) -> None:
-        pipe = self._r.pipeline(transaction=False)
-        pipe.delete(self._key(member))
-        pipe.zrem(self.INDEX, member)
-        pipe.hdel(keys.SUSPECTS, member)
-        pipe.execute()
+    def done(self, member: str, *, pipe: Any = None) -> None:
+        own = pipe is None
+        p = self._r.pipeline(transaction=False) if own else pipe
+        p.delete(self._key(member))
+        p.zrem(self.INDEX, member)
+        p.hdel(keys.SUSPECTS, member)
+        if own:
+            p.execute()
 
     def expect(self, member: str, task_id: str, *, now: float, pipe: Any = None) -> None:
         own = pipe is None

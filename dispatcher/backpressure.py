@@ -63,6 +63,8 @@ class DispatcherMetrics:
     durability_failures: int = 0
     redis_oom_refusals: int = 0
     backpressure_checks: int = 0
+    backpressure_seconds: float = 0.0
+    """Time spent deciding (measuring included): the whole cost of backpressure to the dispatcher."""
     pauses: int = 0
     paused_seconds_total: float = 0.0
     paused_domains: list[str] = field(default_factory=list)

@@ -32,19 +32,24 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import redis
 from celery import Celery
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from kombu.exceptions import OperationalError
 
 from core.observability import Metric
 from core.redis_client import redis_client
-from core.security.redact import sanitize_error
 from core.settings import Settings
 from core.state import Counters, DispatchLedger, PendingAttachments, RowStash, UrlVault
 from dispatcher.backpressure import Backpressure, DispatcherMetrics
 from dispatcher.deadletter import DeadLetterDeliveryError, DeadLetterProducer
 from dispatcher.durability import Durability
+from dispatcher.isolation import (
+    RECOVERABLE,
+    enqueue_isolated,
+    error_text,
+    is_oom,
+    plan_isolated,
+    record_time,
+)
 from dispatcher.monitoring import observe_batch
 from domains import registry
 from domains.canvas import DomainSpec, EventPlan, ParsedEvent
@@ -52,9 +57,6 @@ from domains.names import Domain, queue_name
 from tasks.canvas import enqueue_plans
 
 log = logging.getLogger("pipeline.dispatcher")
-
-#: Failures after which the current batch is re-read (nothing of it was committed).
-RECOVERABLE = (redis.RedisError, OperationalError, KafkaException, ConnectionError, OSError)
 
 
 @dataclass
@@ -67,37 +69,6 @@ class BatchStats:
     per_domain: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
-
-
-def _reason(exc: BaseException) -> str:
-    try:
-        text = sanitize_error(str(exc))
-    except Exception:  # noqa: BLE001 - the reason of a poison record may itself be hostile
-        text = ""
-    return text or type(exc).__name__
-
-
-def _is_oom(exc: BaseException | None) -> bool:
-    """A write refused by a full Redis, raised as is or wrapped (kombu, Celery)."""
-    for _ in range(5):
-        if exc is None:
-            return False
-        if isinstance(exc, redis.exceptions.OutOfMemoryError) or "OOM command not allowed" in str(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _record_time(msg: Message) -> datetime | None:
-    """The record's timestamp, or None when it has none a datetime can hold (the year 10000): only
-    an event without a time of its own needs it, and that event then fails its parse by name."""
-    _ts_type, ts_ms = msg.timestamp()
-    if not ts_ms or ts_ms <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(ts_ms / 1000, UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 class Dispatcher:
@@ -166,7 +137,7 @@ class Dispatcher:
                     observe_batch(self, stats, time.perf_counter() - turn_started)
                     backoff = 1.0
                 except Exception as exc:  # never exit on a batch: it is read again
-                    if _is_oom(exc):  # raised as is, or wrapped by kombu/Celery
+                    if is_oom(exc):  # raised as is, or wrapped by kombu/Celery
                         self._on_oom(exc)
                         continue
                     self.metrics.batches_failed += 1
@@ -176,7 +147,7 @@ class Dispatcher:
                         "dispatch batch failed (%s), re-reading it in %.0f s: %s",
                         type(exc).__name__,
                         backoff,
-                        _reason(exc),
+                        error_text(exc),
                         exc_info=not isinstance(exc, RECOVERABLE),
                     )
                     self._rejoin()
@@ -197,7 +168,7 @@ class Dispatcher:
             "Redis refused a write: out of memory (maxmemory reached, refusal #%d). Intake paused; "
             "the batch is read again once Redis memory is below the low-water mark: %s",
             self.metrics.redis_oom_refusals,
-            _reason(exc),
+            error_text(exc),
         )
         self._rejoin()  # the batch is re-read from the committed offsets, paused until memory frees
 
@@ -228,6 +199,13 @@ class Dispatcher:
             consumer.pause(held)
 
     def _apply_backpressure(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._pause_or_resume()
+        finally:
+            self.metrics.backpressure_seconds += time.perf_counter() - started
+
+    def _pause_or_resume(self) -> None:
         wanted = set(self.backpressure.check())
         if wanted == self._paused:
             return
@@ -267,7 +245,7 @@ class Dispatcher:
             domain = self.topics[msg.topic()]
             stats.per_domain[domain.value][Metric.EVENTS_READ] += 1
             try:
-                parsed = self.specs[domain].parse(msg.value() or b"", _record_time(msg))
+                parsed = self.specs[domain].parse(msg.value() or b"", record_time(msg))
             except Exception as exc:  # noqa: BLE001 - any failure of one record is that record's
                 self._dead_letter(domain, msg, exc, "parse", stats)
                 continue
@@ -310,50 +288,26 @@ class Dispatcher:
         self, domain: Domain, events: list[tuple[ParsedEvent, Message]], now: datetime, stats: BatchStats
     ) -> list[EventPlan]:
         """Plan together (claimx groups a project's media events); isolate what fails alone."""
-        plan_batch = self.planners[domain]
-        try:
-            return plan_batch([p for p, _ in events], now)
-        except RECOVERABLE:
-            raise
-        except Exception:  # noqa: BLE001 - find the event(s) that fail, keep the rest
-            pass
-        good = []
-        for parsed, msg in events:
-            try:
-                plan_batch([parsed], now)
-            except Exception as exc:  # noqa: BLE001 - this event's failure is isolated and dead-lettered
-                self._dead_letter(domain, msg, exc, "plan", stats)
-                continue
-            good.append(parsed)
-        try:
-            return plan_batch(good, now)
-        except Exception:  # noqa: BLE001 - together they still fail: plan them one by one
-            return [plan for parsed in good for plan in plan_batch([parsed], now)]
+        return plan_isolated(
+            self.planners[domain],
+            events,
+            now,
+            lambda msg, exc: self._dead_letter(domain, msg, exc, "plan", stats),
+        )
 
     def _enqueue(
         self, domain: Domain, plans: list[EventPlan], by_id: dict[str, Message], stats: BatchStats
     ) -> tuple[list[EventPlan], int]:
-        """Enqueue the plans in one go; when that fails for a non-infrastructure reason, one by
-        one, dead-lettering the plans that fail (a re-sent message is harmless, as on a re-read)."""
-        try:
-            return plans, enqueue_plans(self.app, plans, self.vault, self.stash, self.pending)
-        except RECOVERABLE:
-            raise
-        except Exception:  # noqa: BLE001 - this event's failure is isolated and dead-lettered
-            pass
-        sent, signatures = [], 0
-        for plan in plans:
-            try:
-                signatures += enqueue_plans(self.app, [plan], self.vault, self.stash, self.pending)
-            except RECOVERABLE:
-                raise
-            except Exception as exc:  # noqa: BLE001 - this event's failure is isolated and dead-lettered
-                for job, _url in plan.attachments:  # no chain of a dead-lettered event is tracked
-                    self.pending.done(job.vault_key())
-                self._dead_letter(domain, by_id[plan.event_id], exc, "enqueue", stats)
-                continue
-            sent.append(plan)
-        return sent, signatures
+        """Enqueue in one go; on a data error one by one, dead-lettering the plans that fail."""
+
+        def _failed(plan: EventPlan, exc: Exception) -> None:
+            for job, _url in plan.attachments:  # no chain of a dead-lettered event is tracked
+                self.pending.done(job.vault_key())
+            self._dead_letter(domain, by_id[plan.event_id], exc, "enqueue", stats)
+
+        return enqueue_isolated(
+            lambda batch: enqueue_plans(self.app, batch, self.vault, self.stash, self.pending), plans, _failed
+        )
 
     def _new_events(
         self, domain: Domain, candidates: list[tuple[ParsedEvent, Message]]
@@ -370,7 +324,7 @@ class Dispatcher:
     def _dead_letter(
         self, domain: Domain, msg: Message, exc: Exception, stage: str, stats: BatchStats
     ) -> None:
-        reason = _reason(exc)
+        reason = error_text(exc)
         self.dlq.send(
             self.settings.dlq_topic_for(domain.value),
             msg,

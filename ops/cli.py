@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from core.errors import ConfigError
+from core.jsonlog import use_json_logs
 from core.redis_client import redis_client
 from core.settings import Settings, get_settings
 from dispatcher.publisher import publish_lines, read_lines
@@ -61,8 +62,6 @@ def main(log_level: str | None) -> None:
         level=log_level or _settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if _settings().log_format == "json":
-        from core.jsonlog import use_json_logs
-
         use_json_logs()
 
 
@@ -82,14 +81,14 @@ def publish(domain: str, path: Path) -> None:
 @click.option("--idle-exit", type=float, default=None, help="Exit after this many idle seconds.")
 def dispatch(idle_exit: float | None) -> None:
     """Consume the raw topics and enqueue one Celery canvas per event."""
-    # The Celery app and its task modules take most of a second to load: only here.
+    # The Celery app with its task modules, and the metrics endpoint (Prometheus client), take
+    # most of a second to load: only the command that needs them loads them.
     from dispatcher.consumer import Dispatcher
+    from dispatcher.monitoring import serve_dispatcher
     from tasks import app
 
     dispatcher = Dispatcher(_settings(), app)
     dispatcher.install_signal_handlers()
-    from dispatcher.monitoring import serve_dispatcher
-
     serve_dispatcher(_settings(), dispatcher)  # /metrics, /healthz, /readyz
     click.echo(f"dispatching from {', '.join(dispatcher.topics)}", err=True)
     dispatcher.run(idle_exit_seconds=idle_exit)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domains.ids import xact_media_id
 from ops.status import Summary
 
 
@@ -110,8 +111,6 @@ class ValueExpectation:
 
 def xact_values(expected_file: Path) -> list[ValueExpectation]:
     """Per attachment: the stored row's blob path, type and URL; the failed row's status."""
-    from domains.ids import xact_media_id
-
     spec = json.loads(expected_file.read_text())
     stored = ValueExpectation("xact_attachments", "media_id")
     failed = ValueExpectation("xact_attachments_failed", "media_id")

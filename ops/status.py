@@ -32,6 +32,7 @@ from core.redis_client import redis_client
 from core.schedule import RetrySchedule
 from core.settings import Settings
 from core.state import Counters, PendingAttachments, PendingTasks
+from dispatcher.backpressure import read_states
 from domains import registry
 
 #: Version of the ``pipeline status --json`` document; raised only by an incompatible change.
@@ -234,8 +235,6 @@ def collect_status(settings: Settings, client: redis.Redis | None = None) -> Sta
 
 def dispatcher_states(client: redis.Redis) -> list[dict[str, Any]]:
     """The dispatchers' backpressure state records (a stale one belongs to a stopped dispatcher)."""
-    from dispatcher.backpressure import read_states
-
     return read_states(client)
 
 

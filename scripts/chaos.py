@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import random
 import shutil
 import signal
@@ -54,8 +55,8 @@ for path in (ROOT, ROOT / "scripts"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from chaos_plan import Expected, Plan, build_plan, expectations  # noqa: E402
-from chaos_services import PrivateKafka, PrivateRedis  # noqa: E402
+from chaos_plan import Expected, Plan, build_plan, expectations  # noqa: E402 - after the path setup
+from chaos_services import PrivateKafka, PrivateRedis  # noqa: E402 - after the path setup
 
 KINDS = ("dispatcher", "worker", "pool-child", "beat-leader", "maintenance-in-flush", "redis", "kafka")
 CONCURRENCY = {"xact": 3, "claimx-enrich": 2, "claimx-files": 2, "maintenance": 1}
@@ -231,15 +232,16 @@ def _chunks(items: list[bytes], n: int) -> list[list[bytes]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def publish(run: Run, plan: Plan, seconds: float, chunks: int = 20) -> None:
-    """Publish the plan's records in ``chunks`` slices over ``seconds`` (a chunk that fails while
-    Kafka is down is sent again: the dispatch ledger drops what arrives twice)."""
+def publish(run: Run, plan: Plan, chunks: int, slices: queue.Queue) -> None:
+    """Publish slice ``i`` of the plan's records (1/``chunks`` of each domain's valid and poison
+    records) for each ``i`` taken from ``slices``, until ``None``. A slice that fails while Kafka
+    is down is sent again: the dispatch ledger drops what arrives twice."""
     from confluent_kafka import Producer
 
     xact, claimx = _chunks(plan.xact_lines, chunks), _chunks(plan.claimx_lines, chunks)
     poison = {"xact": _chunks(plan.xact_poison, chunks), "claimx": _chunks(plan.claimx_poison, chunks)}
     raw = Producer({"bootstrap.servers": run.kafka.bootstrap, "acks": "all", "enable.idempotence": True})
-    for i in range(chunks):
+    while (i := slices.get()) is not None:
         for domain, lines in (("xact", xact), ("claimx", claimx)):
             if i < len(lines):
                 while True:
@@ -252,7 +254,6 @@ def publish(run: Run, plan: Plan, seconds: float, chunks: int = 20) -> None:
             for value in poison[domain][i] if i < len(poison[domain]) else []:
                 raw.produce(run.h.topics[domain], value=value)
         raw.flush(300)
-        time.sleep(seconds / chunks)
 
 
 # --- waiting and auditing --------------------------------------------------------------------------
@@ -268,6 +269,18 @@ def pipeline_status(run: Run) -> dict[str, Any] | None:
         return json.loads(out.stdout) if out.returncode == 0 else None
     except (subprocess.TimeoutExpired, ValueError):
         return None
+
+
+def _busy(status: dict[str, Any]) -> dict[str, Any]:
+    """The non-zero work measures of a status document."""
+    out: dict[str, Any] = {}
+    for name in ("kafka_lag", "queues", "unacked", "scheduled", "staged", "in_flight"):
+        value = status.get(name)
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v}
+        if value:
+            out[name] = value
+    return out
 
 
 def wait_idle(run: Run, timeout: float) -> float | None:
@@ -288,12 +301,7 @@ def wait_idle(run: Run, timeout: float) -> float | None:
             streak = 0
             if status and time.monotonic() - last_report > 30:
                 last_report = time.monotonic()
-                busy = {
-                    k: v
-                    for k, v in status.items()
-                    if k in ("queues", "unacked", "scheduled", "staged", "in_flight", "kafka_lag")
-                }
-                log(f"not idle yet: {json.dumps(busy, separators=(',', ':'))[:400]}")
+                log(f"not idle yet: {json.dumps(_busy(status), separators=(',', ':'))}")
         time.sleep(2)
     return None
 
@@ -385,6 +393,30 @@ def audit(run: Run, exp: Expected) -> dict[str, Any]:
     return report
 
 
+#: Log lines that tell how work came back (counted over every process log of the run).
+RECOVERY_LINES = {
+    "reaper restored a dead worker's message": "reaper: restored ",
+    "reaper re-sent a dead worker's run": "its worker",
+    "reaper re-drove lost work": "reaper: re-sent lost ",
+    "reaper re-drove a chain from download": "reaper: re-drove attachment chain",
+    "celery terminated a late-ack task on connection loss": "Terminating it instead",
+    "pool process lost (task requeued)": "WorkerLostError",
+}
+
+
+def recovery_actions(log_dir: Path) -> dict[str, int]:
+    """How often each recovery path ran, from the processes' logs."""
+    counts = dict.fromkeys(RECOVERY_LINES, 0)
+    for path in log_dir.glob("*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            for name, marker in RECOVERY_LINES.items():
+                if marker in line and (
+                    name != "reaper re-sent a dead worker's run" or "reaper: re-sent" in line
+                ):
+                    counts[name] += 1
+    return counts
+
+
 def _read_topic(run: Run, topic: str, at_least: int) -> list[bytes]:
     import uuid
 
@@ -443,19 +475,25 @@ def schedule(rng: random.Random, kills_each: int) -> list[str]:
 
 
 def chaos(run: Run, plan: Plan, rng: random.Random) -> float:
-    """Publish while the kills run; returns the time of the last kill."""
+    """Publish while the kills run (a fresh slice of the events at the start of every pause
+    between two kills, so every kill meets work in flight); returns the time of the last kill."""
     order = schedule(rng, run.args.kills_each)
-    gaps = [rng.uniform(*run.args.gap) for _ in order]
-    publisher = threading.Thread(target=publish, args=(run, plan, max(10.0, sum(gaps) * 0.6)), daemon=True)
+    chunks = max(1, len(order))
+    slices: queue.Queue = queue.Queue()
+    publisher = threading.Thread(target=publish, args=(run, plan, chunks, slices), daemon=True)
     publisher.start()
+    slices.put(0)
     _wait(lambda: run.h.counters("xact").get("events_dispatched", 0) > 0, 120, 0.5)
     last = run.now()
-    for kind, gap in zip(order, gaps, strict=True):
-        time.sleep(gap)
+    for i, kind in enumerate(order):
+        if 0 < i < chunks:
+            slices.put(i)
+        time.sleep(rng.uniform(*run.args.gap))
         run.supervise()
         kill = kill_one(run, kind, rng)
         run.kills.append(kill)
         last = kill.at
+    slices.put(None)
     publisher.join()
     return last
 
@@ -492,6 +530,8 @@ def print_figures(fig: dict[str, Any]) -> None:
               f"unexpected {k['unexpected']}  redelivered {k['redelivered']}  {flag}")  # fmt: skip
     if audit_:
         print(f"lost {audit_['lost']}  duplicated {audit_['duplicated']}  unexpected {audit_['unexpected']}")
+    actions = ", ".join(f"{name} {n}" for name, n in fig.get("recovery_actions", {}).items() if n)
+    print(f"recovery         {actions or 'nothing to recover'}")
     print(f"wall time        {fig['wall_seconds']:.0f} s")
 
 
@@ -536,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
             "time_to_idle_seconds": None if idle_at is None else round(idle_at - last_kill, 1),
         }  # fmt: skip
         fig["audit"] = audit(run, exp)
+        fig["recovery_actions"] = recovery_actions(work / "logs")
         fig["wall_seconds"] = time.monotonic() - t0
         print_figures(fig)
         if args.json:

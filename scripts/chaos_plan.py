@@ -180,7 +180,7 @@ class _LocalApi(ClaimXClient):
         self._api = ClaimxApi()
         self._dead = dead_prefixes
 
-    def _request(self, method: str, endpoint: str, *, query=None, json_body=None) -> Any:  # type: ignore[override]
+    def _request(self, method: str, endpoint: str, *, query=None, json_body=None) -> Any:  # type: ignore[override]  # answers from the simulator's API in process
         path = "/" + endpoint.lstrip("/")
         qs = "&".join(f"{quote(k)}={quote(v, safe=',')}" for k, v in (query or {}).items())
         if any(path.startswith(prefix) for prefix in self._dead):

@@ -13,8 +13,9 @@ One pass (:func:`reap`) reads, in this order (the order work moves: queue, unack
 3. **Runs of dead workers** (``keys.RUNNING``): a task acknowledged on receipt (``pipeline.flush``)
    is re-sent from its record; the record is dropped. So is a record older than the hard time
    limit (left by a pool child that was killed: its message comes back through Celery).
-4. **Host-local upload queues without a live consumer**: each message is taken off and its chain
-   re-driven from ``download`` on a live host.
+4. **Host-local upload queues without a live consumer** (``keys.HOST_QUEUES``, listed by the
+   workers that consume them): each message is taken off and its chain re-driven from
+   ``download`` on a live host.
 5. **Lost messages** (kombu's fetch window): an in-flight entry (attachment chain or single task)
    silent for ``REAPER_LOST_AFTER_SECONDS`` whose current message is nowhere (not run by a live
    worker, not unacknowledged, not scheduled, in no queue) is marked suspect; still nowhere at a
@@ -200,21 +201,32 @@ class Reaper:
             self._hdel_if(keys.RUNNING, task_id, self._running_raw[task_id])
             del self.running[task_id]
         self.report.dead_workers = sorted(dead_workers)
+        # Forget gone workers that hold nothing any more (keeps keys.WORKERS to live ones).
+        holding = {rec.get("worker") for rec in self.running.values()}
+        gone = [_text(n) for n in self.r.hkeys(keys.WORKERS)]
+        gone = [
+            n
+            for n in gone
+            if n not in self.live and n not in holding and not self.r.exists(keys.worker_alive(n))
+        ]
+        if gone:
+            self.r.hdel(keys.WORKERS, *gone)
 
     def _hdel_if(self, key: str, field_name: str, value: Any) -> None:
         self.r.eval(_HDEL_IF_LUA, 1, key, field_name, value)
 
     # -- 4. host-local upload queues nobody consumes --------------------------------------------
     def reap_host_queues(self) -> None:
-        for name in self.r.scan_iter(match=f"*{HOST_UPLOAD}*", count=500):
+        for name in self.r.smembers(keys.HOST_QUEUES):
             queue = _text(name)
-            if queue in self.live_queues or self.r.type(name) != b"list":
+            if queue in self.live_queues:
                 continue
             while (raw := self.r.rpop(queue)) is not None:
                 try:
                     self.redrive_chain_of(json.loads(raw))
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
                     log.error("reaper: unreadable message on %s dropped: %s", queue, type(exc).__name__)
+            self.r.srem(keys.HOST_QUEUES, queue)  # a worker that comes back on that host adds it again
 
     # -- 5. lost messages ---------------------------------------------------------------------------
     def reap_lost(self) -> None:

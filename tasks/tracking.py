@@ -44,7 +44,15 @@ from tasks.schedule import release_due, scheduled_in_this_run
 log = logging.getLogger("pipeline.tracking")
 
 CHAIN, SINGLE = "chain", "task"
+
+#: HSET the chain's next message id only while its record exists (a chain closed meanwhile stays
+#: closed). EVAL, not EVALSHA: a script in a pipeline would cost a SCRIPT EXISTS round trip.
+_EXPECT_IF_PENDING = (
+    "if redis.call('exists', KEYS[1]) == 1 then redis.call('hset', KEYS[2], ARGV[1], ARGV[2]) end"
+)
 _CHAIN_STAGES = ("download", "upload")
+#: HDEL a run record only if it still holds the value that was read (a rerun may have replaced it).
+_HDEL_IF_SAME = "if redis.call('hget', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('hdel', KEYS[1], ARGV[1]) end return 0"
 
 
 def work_of(task: Task, task_id: str, args: Any, kwargs: Any) -> tuple[str, str] | None:
@@ -147,8 +155,8 @@ def record_end(
             if state == states.SUCCESS and following:
                 # Celery publishes the next link with the id it was frozen with.
                 next_id = (following[-1].get("options") or {}).get("task_id")
-                if next_id and rt.redis.exists(keys.pending(member)):
-                    pipe.hset(keys.PENDING_TASK, member, next_id)
+                if next_id:  # only while the chain is on record; in this round trip (issue 9)
+                    pipe.eval(_EXPECT_IF_PENDING, 2, keys.pending(member), keys.PENDING_TASK, member, next_id)
             pipe.zadd(keys.PENDING_INDEX, {member: now}, xx=True)
             # A chain that ended (inventory staged, dead letter, already done) was closed by its body.
         elif goes_on:
@@ -171,6 +179,7 @@ class Keeper(threading.Thread):
         self.queues = sorted(queues)
         self.settings = settings
         self._stop_event = threading.Event()
+        self._logged: dict[str, float] = {}
         self.client = redis_client(settings, socket_timeout=10, socket_connect_timeout=5)
 
     def heartbeat(self) -> None:
@@ -179,12 +188,35 @@ class Keeper(threading.Thread):
         pipe = self.client.pipeline(transaction=False)
         pipe.set(keys.worker_alive(self.node), info, ex=max(1, int(round(3 * beat))))
         pipe.hset(keys.WORKERS, self.node, info)
+        host_queues = [q for q in self.queues if ".upload.host." in q]
+        if host_queues:  # the reaper finds a dead host's queue here, without a SCAN
+            pipe.sadd(keys.HOST_QUEUES, *host_queues)
         pipe.execute()
+
+    def drop_dead_runs(self) -> None:
+        """Forget this worker's run records whose pool process is gone.
+
+        A pool process can end without ``task_postrun``: SIGKILLed, or terminated by Celery itself
+        when the broker connection drops under a late-acknowledged task ("cannot be acknowledged
+        after a connection loss ... Terminating it instead"). Its record would make the reaper
+        count the task as run by this live worker, so neither its unacknowledged message nor its
+        in-flight entry would be re-driven until the record ages past the time limit (found by
+        ``make chaos``: a Redis SIGKILL under load stalled three tasks for ~16 min).
+        """
+        for task_id, raw in self.client.hgetall(keys.RUNNING).items():
+            try:
+                rec = json.loads(raw)
+                pid = int(rec.get("pid") or 0)
+            except (ValueError, TypeError):
+                continue
+            if rec.get("worker") == self.node and pid > 0 and not _process_alive(pid):
+                self.client.eval(_HDEL_IF_SAME, 1, keys.RUNNING, task_id, raw)
 
     def _beat_loop(self) -> None:
         # A thread of its own: a long reaper pass must never let this worker look dead.
         while True:
             self._guard("heartbeat", self.heartbeat)
+            self._guard("dead runs", self.drop_dead_runs)
             if self._stop_event.wait(self.settings.worker_heartbeat_seconds):
                 return
 
@@ -215,7 +247,21 @@ class Keeper(threading.Thread):
         try:
             action()
         except Exception as exc:  # noqa: BLE001 - the keeper outlives Redis and broker outages
-            log.warning("keeper: %s failed: %s: %s", what, type(exc).__name__, exc)
+            # One line per action per 30 s: an outage must not flood the log once a second.
+            now = time.monotonic()
+            if now - self._logged.get(what, -1e9) >= 30:
+                self._logged[what] = now
+                log.warning("keeper: %s failed: %s: %s", what, type(exc).__name__, exc)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _keeper: Keeper | None = None

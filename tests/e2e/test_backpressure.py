@@ -35,7 +35,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 XACT_QUEUES = ("xact.download", "xact.upload", "xact.write")
 
 
-def _bounded_backlog_then_drain(tmp_path: Path, events: int, high: int, batch: int, seed: int) -> None:
+def _bounded_backlog_then_drain(
+    tmp_path: Path, events: int, high: int, batch: int, seed: int, drain_timeout: float = 240
+) -> None:
     env = {
         "BACKPRESSURE_HIGH_WATER": str(high),
         "BACKPRESSURE_LOW_WATER": str(high // 2),
@@ -80,7 +82,7 @@ def _bounded_backlog_then_drain(tmp_path: Path, events: int, high: int, batch: i
         for group in WORKER_GROUPS:
             h.start_worker(group)
         h.start_beat()
-        h.wait_idle(timeout=600)
+        h.wait_idle(timeout=drain_timeout)
         assert kafka_lag(h.settings, topic) == 0
         assert_each_event_and_attachment_exactly_once(h, rows)
         (state,) = read_states(h.redis)
@@ -92,8 +94,9 @@ def test_stopped_workers__backlog_stays_under_the_mark_and_the_rest_waits_in_kaf
 
 
 @slow
+@pytest.mark.timeout(3600)
 def test_stopped_workers__20000_events__backlog_bounded_then_all_land_once(tmp_path: Path) -> None:
-    _bounded_backlog_then_drain(tmp_path, events=20_000, high=2000, batch=500, seed=72)
+    _bounded_backlog_then_drain(tmp_path, events=20_000, high=2000, batch=500, seed=72, drain_timeout=3000)
 
 
 def _fill(client: redis.Redis) -> int:

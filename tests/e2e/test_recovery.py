@@ -175,7 +175,10 @@ def test_a_retry_waits_in_the_durable_schedule_not_in_the_broker_and_is_released
 
         task_id = wait_for(h, lambda: h.redis.zrange(SCHEDULE, 0, 0), 60, "a scheduled retry")[0].decode()
         due = float(h.redis.zscore(SCHEDULE, task_id))
-        # Nothing of it in the broker while it waits: no ETA message unacknowledged, none queued.
+        # The failed run's message is acknowledged as it ends (just after the entry was written) ...
+        wait_for(h, lambda: task_id not in unacked_ids(h), 2, "the failed run's acknowledgement")
+        assert time.time() < due - 1, "too late to look at the broker while the retry waits"
+        # ... and nothing of it is in the broker while it waits: no ETA message, none queued.
         for raw in h.redis.hvals("unacked"):
             headers = json.loads(raw)[0]["headers"]
             assert headers.get("eta") is None and headers["id"] != task_id
@@ -203,15 +206,14 @@ FAST_REAPER = {
     "REAPER_LOST_AFTER_SECONDS": "3",
     "REAPER_UNACKED_GRACE_SECONDS": "3",
     "WORKER_HEARTBEAT_SECONDS": "1",
-    "SHARED_CACHE": "true",  # uploads on xact.upload, so a test can hold them there
-    "CACHE_DIR": "",  # set per test below
 }
 
 
 def test_work_lost_in_the_fetch_window_is_re_driven_for_every_task_kind(tmp_path: Path) -> None:
     """download, write.rows, enrich, upload, write.inventory (the reaper) and flush (the next
     Beat tick), each deleted from its queue list after dispatch: all of it ends, exactly once."""
-    env = {**FAST_REAPER, "CACHE_DIR": str(tmp_path / "cache")}
+    # A shared cache sends uploads to xact.upload, where the test can hold them.
+    env = {**FAST_REAPER, "SHARED_CACHE": "true", "CACHE_DIR": str(tmp_path / "cache")}
     h = Harness(tmp_path, extra_env=env)
     lost_at: dict[str, float] = {}
     redriven_after: dict[str, float] = {}

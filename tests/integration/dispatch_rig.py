@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kombu import pools
 
 from core.settings import Settings, load_settings
 from ops.localrun import free_port
@@ -137,12 +138,16 @@ class DispatchRig:
         self.app = app
         self._original_broker = app.conf.broker_url
         point_app_at(redis_url)
+        # kombu keeps producer pools per broker URL process-wide; a URL an earlier rig used (and
+        # closed) would hand out its closed pool.
+        pools.reset()
         self._producer = Producer(
             {"bootstrap.servers": KAFKA, "acks": "all", "linger.ms": 5, "message.max.bytes": 1_048_000}
         )
 
     def close(self) -> None:
         point_app_at(self._original_broker)
+        pools.reset()
         self._producer.flush(10)
         if self.db is not None:
             self.redis.flushdb()

@@ -227,6 +227,7 @@ def test_hostile_records_never_stop_the_dispatcher(rig: DispatchRig, dispatcher)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @pytest.mark.skipif(os.environ.get("RUN_SLOW") != "1", reason="long fuzz run: set RUN_SLOW=1")
 def test_hostile_records_never_stop_the_dispatcher_long(rig: DispatchRig, dispatcher) -> None:
     _run(rig, dispatcher, examples=400)

@@ -173,3 +173,29 @@ def test_reaper__a_scheduled_retry_is_not_lost(own_broker: redis.Redis) -> None:
     for step in range(3):
         assert reap(app, own_broker, SETTINGS, now=now + step).tasks_redriven == 0
     assert own_broker.llen("claimx.enrich") == 0
+
+
+def test_reaper__a_dead_host_s_upload_queue_is_re_driven_from_download(own_broker: redis.Redis) -> None:
+    job = {
+        "domain": "xact",
+        "media_id": "m-ghost",
+        "event_id": "e-1",
+        "url_display": "https://h/x.pdf",
+        "blob_path": "documentsReceived/A-1/t-1/A-1_x.pdf",
+        "file_name": "A-1_x.pdf",
+        "file_type": "PDF",
+    }
+    downloaded = {**job, "local_path": "/cache/on/the/dead/host", "sha256": "ab" * 32}
+    signature("xact.upload", args=(downloaded,), app=app).apply_async(queue="xact.upload.host.ghost")
+    own_broker.sadd(keys.HOST_QUEUES, "xact.upload.host.ghost", "xact.upload.host.alive")
+    _alive(own_broker, "w@alive", ["xact.download", "xact.upload.host.alive"])
+    own_broker.rpush("xact.upload.host.alive", "untouched")
+
+    report = reap(app, own_broker, SETTINGS)
+
+    assert report.chains_redriven == 1
+    assert own_broker.llen("xact.upload.host.ghost") == 0 and own_broker.llen("xact.upload.host.alive") == 1
+    [headers] = _queued(own_broker, "xact.download")
+    assert headers["task"] == "xact.download" and "m-ghost" in headers["argsrepr"]
+    assert "/cache/on/the/dead/host" not in headers["argsrepr"]  # a fresh run of the chain
+    assert own_broker.hget(keys.PENDING_TASK, "xact:m-ghost").decode() == headers["id"]

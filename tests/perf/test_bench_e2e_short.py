@@ -51,12 +51,13 @@ def test_e2e_short__pipeline_keeps_up_with_the_noop_canvas_and_time_per_event_st
     tmp_path: Path,
 ) -> None:
     figures = _bench("bench_e2e").measure(
-        events=120,
+        events=80,
         attachments=[0, 1],
         repeat=1,
-        growth_events=40,
+        growth_events=30,
         growth_factors=[1, 4],
         growth_attachments=1,
+        flush_interval=2.0,  # the pipeline goes idle (flushed) sooner between runs
         directory=tmp_path,
         log=lambda _line: None,
     )
