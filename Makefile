@@ -66,7 +66,7 @@ lint: venv          ## ruff (lint + format check), mypy (core, domains), import 
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 format: venv        ## apply ruff's formatting and safe fixes
 	$(PY) -m ruff format .

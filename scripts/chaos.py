@@ -194,10 +194,16 @@ def kill_one(run: Run, kind: str, rng: random.Random) -> Kill:
             os.kill(pid, signal.SIGKILL)
     elif kind == "beat-leader":
         pids = {proc.pid: name for name, proc in h.procs.items() if name in BEATS}
-        holder = _wait(lambda: h.redis.get("pipeline:beat:leader"), 60, 0.5)
-        pid = int(holder.decode().split(":")[1]) if holder else None
+
+        def leader() -> int | None:
+            # host:pid:nonce; a killed leader's key names a gone pid until its lease expires.
+            holder = h.redis.get("pipeline:beat:leader")
+            pid = int(holder.decode().split(":")[1]) if holder else None
+            return pid if pid in pids else None
+
+        pid = _wait(leader, 90, 0.5)
         name = pids.get(pid) or rng.choice(BEATS)
-        kill = Kill(kind, run.now(), name, "leader" if pid in pids else "no leader found")
+        kill = Kill(kind, run.now(), name, "leader" if pid else "no leader found in 90 s")
         _kill_group(run, name, rng)
     elif kind == "maintenance-in-flush":
         from domains.names import Table

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -379,7 +380,7 @@ def test_poll_command__sigterm_stops_the_process_cleanly(
 ) -> None:
     _insert_each(fake, "Events", _xact_rows(25), datetime.now(UTC) - timedelta(minutes=10))
     process = subprocess.Popen(
-        ["pipeline", "poll", "--domain", "xact"],
+        [sys.executable, "-m", "ops.cli", "poll", "--domain", "xact"],
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
