@@ -71,6 +71,19 @@ def probe(client: redis.Redis) -> DurabilityInfo:
     return DurabilityInfo(server, waitaof, aof_enabled, appendfsync)
 
 
+def _probe_when_up(client: redis.Redis, max_backoff_seconds: float = 5.0) -> DurabilityInfo:
+    """:func:`probe`, waiting for Redis to answer: a dispatcher started while Redis is down (or
+    loading its AOF after a restart) waits for it instead of exiting, so it needs no supervisor."""
+    backoff = 0.2
+    while True:
+        try:
+            return probe(client)
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            log.warning("Redis does not answer yet (%s); retrying in %.1f s", type(exc).__name__, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_seconds)
+
+
 class Durability:
     """Start-up check and the per-batch wait; ``mode`` is what the dispatcher actually does:
     ``waitaof``, ``fsync-always`` (Redis replies after fsync) or ``unconfirmed``."""
@@ -79,7 +92,7 @@ class Durability:
         self._r = client
         self._timeout_ms = timeout_ms
         self._marker = marker_key
-        self.info = probe(client)
+        self.info = _probe_when_up(client)
         self.waits = 0
         self.failures = 0
         self.mode = self._decide(setting)

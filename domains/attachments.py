@@ -9,10 +9,22 @@ the redacted form, safe for logs, Flower and dead letters.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from domains.names import Domain
+
+#: Fields the stages fill in (download, upload): one run of the chain's, reset before another.
+RUN_FIELDS = (
+    "local_path",
+    "bytes_downloaded",
+    "content_type",
+    "sha256",
+    "downloaded_at",
+    "destination",
+    "uploaded_at",
+)
 
 
 class AttachmentJob(BaseModel):
@@ -41,3 +53,8 @@ class AttachmentJob(BaseModel):
 
     def vault_key(self) -> str:
         return f"{self.domain.value}:{self.media_id}"
+
+    def for_new_run(self, **update: Any) -> AttachmentJob:
+        """A copy with every :data:`RUN_FIELDS` field cleared, then ``update`` applied: what a
+        chain re-started at ``download`` (reaper re-drive, dead-letter replay) carries."""
+        return self.model_copy(update={**dict.fromkeys(RUN_FIELDS), **update})

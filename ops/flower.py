@@ -17,21 +17,16 @@ reverse proxy), or reach it through an SSH tunnel.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
+
+from core.security.urls import is_loopback_host
 
 EX_CONFIG = 78
 
 
 def is_loopback(address: str) -> bool:
-    name = address.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(address.strip().strip("[]").lower())
 
 
 def check_exposure(bind: str, exposed: str | None, basic_auth: str | None) -> str | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, Task
 from celery.signals import celeryd_after_setup, worker_process_init
 
 from core.settings import get_settings
 from domains import registry
-from domains.names import Stage, host_upload_queue, queue_name
+from domains.names import Domain, Stage, host_upload_queue, queue_name, task_name
 from tasks import kombu_clients as _kombu_clients  # noqa: F401 - one Redis client per channel
 from tasks import kombu_fixes as _kombu_fixes  # noqa: F401 - workers survive a broker restart
 from tasks import monitoring as _monitoring  # noqa: F401 - connects the metrics/health/log signals
@@ -16,6 +19,18 @@ from tasks.runtime import reset_runtime
 
 app = Celery("claims_pipeline")
 app.config_from_object("celeryconfig")
+
+
+def register_stage_task(
+    fn: Callable[..., Any], *, base: type[Task], domain: Domain, stage: Stage, what: str = "", doc: str
+) -> None:
+    """Register ``fn`` (bound: it takes the task first) as ``task_name(domain, stage, what)``,
+    with ``domain``/``stage`` set on the task class for its base's hooks and metrics."""
+    fn.__name__ = f"{domain.value}_{stage.value}{'_' + what if what else ''}"
+    fn.__doc__ = doc
+    app.task(
+        base=base, bind=True, name=task_name(domain, stage, what), domain=domain.value, stage=stage.value
+    )(fn)
 
 
 @worker_process_init.connect

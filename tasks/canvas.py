@@ -146,19 +146,7 @@ def resume(app: Celery, letter: DeadLetter) -> Signature:
     """
     if _restarts_at_download(letter.stage, letter.task_name):
         job = AttachmentJob.model_validate(letter.payload)
-        fresh = job.model_copy(
-            update={
-                "local_path": None,
-                "bytes_downloaded": None,
-                "content_type": None,
-                "sha256": None,
-                "downloaded_at": None,
-                "destination": None,
-                "uploaded_at": None,
-                "refresh_count": 0,
-                "context": {**job.context, "replayed_from": letter.id},
-            }
-        )
+        fresh = job.for_new_run(refresh_count=0, context={**job.context, "replayed_from": letter.id})
         return attachment_chain(app, fresh)
     args = letter.payload.get("args", [])
     return signature(letter.task_name, args=tuple(args), app=app)

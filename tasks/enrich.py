@@ -20,8 +20,8 @@ from typing import Any
 
 from core.errors import PermanentError
 from domains import registry
-from domains.names import Domain, Stage, task_name
-from tasks.application import app
+from domains.names import Domain, Stage
+from tasks.application import app, register_stage_task
 from tasks.base import StageTask, utcnow
 from tasks.canvas import enqueue_plans
 
@@ -60,15 +60,13 @@ def _register(domain: Domain) -> None:
     def _task(self: StageTask, events: list[dict[str, Any]]) -> int:
         return run_unit(self, domain, events)
 
-    _task.__name__ = f"{domain.value}_enrich"
-    _task.__doc__ = f"{domain.value} enrich of one unit of events (see {__name__})."
-    app.task(
+    register_stage_task(
+        _task,
         base=EnrichTask,
-        bind=True,
-        name=task_name(domain, Stage.ENRICH),
-        domain=domain.value,
-        stage=Stage.ENRICH.value,
-    )(_task)
+        domain=domain,
+        stage=Stage.ENRICH,
+        doc=f"{domain.value} enrich of one unit of events (see {__name__}).",
+    )
 
 
 for _domain, _spec in registry.specs().items():

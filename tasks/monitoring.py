@@ -50,7 +50,7 @@ from core import metrics as m
 from core.errors import ErrorCategory
 from core.jsonlog import use_json_logs
 from core.redis_client import redis_client, tls_options
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from domains.names import MAINTENANCE_QUEUE, Table
 from domains.registry import all_queues, registered_tables, specs
 from tasks.runtime import get_runtime
@@ -171,12 +171,7 @@ def _worker_started(sender: Any = None, **_: Any) -> None:
     global _endpoint
     settings = get_settings()
     app = getattr(sender, "app", None)
-    health = m.Health(
-        checks={
-            "broker": broker_check(app),
-            "redis": m.redis_check(settings.redis_url, **tls_options(settings)),
-        }
-    )
+    health = _health(app, settings)
     _endpoint = m.serve("worker", settings.metrics_bind_address, settings.worker_metrics_port, health=health)
 
 
@@ -232,6 +227,16 @@ def _child_exited(pid: int | None = None, **_: Any) -> None:
     m.forget_process(pid or os.getpid())
 
 
+def _health(app: Any, settings: Settings) -> m.Health:
+    """``/readyz`` of a worker or Beat process: the broker and Redis answer."""
+    return m.Health(
+        checks={
+            "broker": broker_check(app),
+            "redis": m.redis_check(settings.redis_url, **tls_options(settings)),
+        }
+    )
+
+
 def broker_check(app: Any) -> m.Check:
     """The Celery broker answers: one connection attempt, no retry loop (a probe must be quick)."""
 
@@ -251,12 +256,7 @@ def _beat_started(sender: Any = None, **_: Any) -> None:
 
     settings = get_settings()
     app = getattr(sender, "app", None)
-    health = m.Health(
-        checks={
-            "broker": broker_check(app),
-            "redis": m.redis_check(settings.redis_url, **tls_options(settings)),
-        }
-    )
+    health = _health(app, settings)
     client = redis_client(settings, socket_timeout=5, socket_connect_timeout=2)
     _endpoint = m.serve(
         "beat",

@@ -15,9 +15,9 @@ from core import keys
 from core.errors import PipelineError
 from domains import registry
 from domains.attachments import AttachmentJob
-from domains.names import Domain, Stage, task_name
+from domains.names import Domain, Stage
 from domains.registry import spec_of
-from tasks.application import app
+from tasks.application import app, register_stage_task
 from tasks.base import FailureHook, StageTask, utcnow
 from tasks.canvas import write_rows
 from tasks.runtime import Runtime
@@ -72,12 +72,11 @@ def register_attachment_stage(
         ) -> dict[str, Any] | None:
             return run(self, _domain, payload)
 
-        _task.__name__ = f"{domain.value}_{stage.value}{'_' + what if what else ''}"
-        _task.__doc__ = f"{domain.value} {stage.value} of one attachment job (see {run.__module__})."
-        app.task(
+        register_stage_task(
+            _task,
             base=AttachmentStageTask,
-            bind=True,
-            name=task_name(domain, stage, what),
-            domain=domain.value,
-            stage=stage.value,
-        )(_task)
+            domain=domain,
+            stage=stage,
+            what=what,
+            doc=f"{domain.value} {stage.value} of one attachment job (see {run.__module__}).",
+        )

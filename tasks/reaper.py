@@ -58,16 +58,6 @@ end
 return 0
 """
 _ID = re.compile(rb'"id":\s*"([^"]+)"')
-#: Fields of an attachment job that belong to one run of its chain (reset before a re-drive).
-_RUN_FIELDS = {
-    "local_path": None,
-    "bytes_downloaded": None,
-    "content_type": None,
-    "sha256": None,
-    "downloaded_at": None,
-    "destination": None,
-    "uploaded_at": None,
-}
 
 
 @dataclass
@@ -309,7 +299,7 @@ class Reaper:
         if self.r.exists(keys.done(job.domain.value, job.media_id)):
             self.chains.done(member)
             return
-        fresh = job.model_copy(update=_RUN_FIELDS)
+        fresh = job.for_new_run()
         chain = attachment_chain(self.app, fresh)
         first = chain.tasks[0]
         first.freeze()

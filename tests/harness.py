@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,35 @@ WORKER_GROUPS = {
 }
 
 
+def worker_command(queues: str, *, concurrency: int, node: str) -> list[str]:
+    """The operator's ``celery -A tasks worker`` serving ``queues`` as ``node``, without
+    heartbeat, gossip and mingle (a test worker needs none of them and starts faster)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        node,
+        "--loglevel",
+        "INFO",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def beat_command(schedule: Path) -> list[str]:
+    """The operator's ``celery -A tasks beat`` keeping its schedule in ``schedule``."""
+    return [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-s", str(schedule), "--loglevel", "INFO"]
+
+
 @contextmanager
 def sample_run(
     tmp: Path,
@@ -54,14 +83,52 @@ def sample_run(
     timeout: float = 180,
 ) -> Iterator[Harness]:
     """A running pipeline that has taken in ``sample`` (``records`` lines) and gone idle."""
+    with _idle_run(tmp, lambda h: h.publish_file(domain, sample), records, extra_env, timeout) as harness:
+        yield harness
+
+
+@contextmanager
+def lines_run(
+    tmp: Path,
+    domain: str,
+    lines: list[bytes],
+    *,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> Iterator[Harness]:
+    """A running pipeline that has taken in ``lines`` (raw records of ``domain``) and gone idle."""
+    with _idle_run(tmp, lambda h: h.publish_lines(domain, lines), len(lines), extra_env, timeout) as harness:
+        yield harness
+
+
+@contextmanager
+def _idle_run(
+    tmp: Path,
+    publish: Callable[[Harness], int],
+    records: int,
+    extra_env: dict[str, str] | None,
+    timeout: float,
+) -> Iterator[Harness]:
     harness = Harness(tmp, extra_env=extra_env or {})
     harness.start_all()
     try:
-        assert harness.publish_file(domain, sample) == records
+        assert publish(harness) == records
         harness.wait_idle(timeout=timeout)
         yield harness
     finally:
         harness.stop_all()
+
+
+def documents_received(trace_id: str, assignment_id: str, urls: list[str], *, at: str) -> bytes:
+    """One raw xact ``documentsReceived`` record at ``at`` (ISO-8601) carrying ``urls``."""
+    event = {
+        "type": "verisk.claims.property.xn.documentsReceived",
+        "version": 1,
+        "utcDateTime": at,
+        "traceId": trace_id,
+        "data": {"assignmentId": assignment_id, "attachments": urls},
+    }
+    return json.dumps(event).encode()
 
 
 def claim_redis_db() -> int:
@@ -143,48 +210,41 @@ class Harness:
         return proc
 
     def start_worker(self, group: str, *, concurrency: int = 2, queues: str | None = None) -> None:
-        self.start_process(
+        """One worker of ``WORKER_GROUPS[group]`` (or ``queues``), process name ``worker-{group}``."""
+        self.start_worker_process(
             f"worker-{group}",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "worker",
-                "-Q",
-                queues or WORKER_GROUPS[group],
-                "-c",
-                str(concurrency),
-                "-n",
-                f"{group}-{uuid.uuid4().hex[:4]}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            queues or WORKER_GROUPS[group],
+            concurrency=concurrency,
+            node=f"{group}-{uuid.uuid4().hex[:4]}@%h",
         )
+
+    def start_worker_process(
+        self, name: str, queues: str, *, concurrency: int = 2, node: str | None = None
+    ) -> subprocess.Popen:
+        """A worker process ``name`` serving ``queues`` (node ``{name}-xxxx@%h`` unless given)."""
+        node = node or f"{name}-{uuid.uuid4().hex[:4]}@%h"
+        return self.start_process(name, worker_command(queues, concurrency=concurrency, node=node))
+
+    def pipeline(self, *args: str) -> str:
+        """The stdout of ``pipeline ARGS`` (``python -m ops.cli``) run against this harness; it
+        must exit 0."""
+        done = subprocess.run(
+            [sys.executable, "-m", "ops.cli", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     def start_dispatcher(self) -> None:
         self.start_process("dispatcher", [sys.executable, "-m", "ops.cli", "dispatch"])
 
-    def start_beat(self) -> None:
-        self.start_process(
-            "beat",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tasks",
-                "beat",
-                "-s",
-                str(self.tmp / "beat-schedule"),
-                "--loglevel",
-                "INFO",
-            ],
-        )
+    def start_beat(self, name: str = "beat") -> None:
+        """A Beat process ``name`` with its own schedule file (two Beats may run side by side)."""
+        self.start_process(name, beat_command(self.tmp / f"{name}-schedule"))
 
     def start_simulator(self) -> None:
         self.start_process(

@@ -156,6 +156,11 @@ def is_loopback_url(url: str) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not name:
         return False
+    return is_loopback_host(name)
+
+
+def is_loopback_host(name: str) -> bool:
+    """True for ``localhost`` or a loopback IP literal (``name`` lower-case, without brackets)."""
     if name == "localhost":
         return True
     try:

@@ -14,73 +14,18 @@ from typing import Any
 
 from core.errors import truncate
 from domains.xact.models import XactEvent
+from domains.xact.tables import XACT_ATTACHMENTS, XACT_ATTACHMENTS_FAILED, XACT_EVENTS
 
+# The row builders below return their table's columns in the table's order; the schemas in
+# domains.xact.tables are the one home of those columns.
 #: ``xact_events``: the 31 CURRENT columns of SPEC §3.8, in order.
-XACT_EVENT_COLUMNS: tuple[str, ...] = (
-    "type",
-    "status_subtype",
-    "version",
-    "ingested_at",
-    "event_date",
-    "trace_id",
-    "event_id",
-    "description",
-    "assignment_id",
-    "original_assignment_id",
-    "xn_address",
-    "carrier_id",
-    "estimate_version",
-    "note",
-    "author",
-    "sender_reviewer_name",
-    "sender_reviewer_email",
-    "carrier_reviewer_name",
-    "carrier_reviewer_email",
-    "event_datetime_mdt",
-    "attachments",
-    "claim_number",
-    "contact_type",
-    "contact_name",
-    "contact_phone_type",
-    "contact_phone_number",
-    "contact_phone_extension",
-    "contact_email_address",
-    "raw_json",
-    "created_at",
-    "created_date",
-)
+XACT_EVENT_COLUMNS: tuple[str, ...] = tuple(XACT_EVENTS.names)
 
 #: ``xact_attachments``: the 11 CURRENT columns of SPEC §3.7, in order (partition ``event_date``).
-XACT_ATTACHMENT_COLUMNS: tuple[str, ...] = (
-    "media_id",
-    "trace_id",
-    "attachment_url",
-    "blob_path",
-    "file_type",
-    "status_subtype",
-    "assignment_id",
-    "bytes_downloaded",
-    "downloaded_at",
-    "created_at",
-    "event_date",
-)
+XACT_ATTACHMENT_COLUMNS: tuple[str, ...] = tuple(XACT_ATTACHMENTS.names)
 
 #: ``xact_attachments_failed``: SPEC §3.7's columns plus where the file would have gone and why.
-XACT_ATTACHMENT_FAILED_COLUMNS: tuple[str, ...] = (
-    "media_id",
-    "trace_id",
-    "attachment_url",
-    "blob_path",
-    "status_subtype",
-    "assignment_id",
-    "status",
-    "error_message",
-    "error_category",
-    "http_status",
-    "retry_count",
-    "failed_at",
-    "created_at",
-)
+XACT_ATTACHMENT_FAILED_COLUMNS: tuple[str, ...] = tuple(XACT_ATTACHMENTS_FAILED.names)
 
 #: Default ``error_message`` of a failed row (SPEC §3.7).
 UNKNOWN_ERROR = "Unknown error"
@@ -204,16 +149,16 @@ def failed_row(
         "media_id": media_id,
         "trace_id": trace_id,
         "attachment_url": attachment_url,
-        "blob_path": blob_path,
+        "error_message": truncate(message) if message else UNKNOWN_ERROR,
+        "status": str(status),
+        "failed_at": _iso(_utc(failed_at)),
+        "retry_count": int(retry_count),
+        "http_status": None if http_status is None else int(http_status),
+        "created_at": _iso(_utc(now)),
         "status_subtype": status_subtype,
         "assignment_id": assignment_id,
-        "status": str(status),
-        "error_message": truncate(message) if message else UNKNOWN_ERROR,
+        "blob_path": blob_path,
         "error_category": None if error_category is None else str(error_category),
-        "http_status": None if http_status is None else int(http_status),
-        "retry_count": int(retry_count),
-        "failed_at": _iso(_utc(failed_at)),
-        "created_at": _iso(_utc(now)),
     }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,24 +37,6 @@ def _env(ttl: str | None) -> dict[str, str]:
     if ttl is not None:
         env["BEAT_LEADER_TTL_SECONDS"] = ttl
     return env
-
-
-def _start_beat(h: Harness, name: str) -> None:
-    h.start_process(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "beat",
-            "-s",
-            str(h.tmp / f"{name}-schedule"),  # each Beat keeps its own schedule file
-            "--loglevel",
-            "INFO",
-        ],
-    )
 
 
 def _count(h: Harness, name: str, needle: str, suffix: str = "") -> int:
@@ -116,7 +97,7 @@ def two_beats(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harnes
         h.redis.flushdb()
         h.start_worker("maintenance", concurrency=1)
         for name in BEATS:
-            _start_beat(h, name)
+            h.start_beat(name)
         _wait(h, lambda: _received(h) >= 3, 60, "the first flushes")
         yield h
     finally:
@@ -174,7 +155,7 @@ def test_two_beats__default_lease__leadership_moves_twice_within_a_minute_each(t
         took = _wait(h, lambda s=standby, b=sent_before: _sent(h)[s] > b, 90, "flushes from the standby Beat")
         assert took < 60, f"takeover took {took:.1f} s"
         print(f"takeover after SIGKILL (default lease): {took:.1f} s")
-        _start_beat(h, leader)  # back as the standby
+        h.start_beat(leader)  # back as the standby
         time.sleep(3)
         _one_sender_for(h, 5)
         assert _leader(h) == standby

@@ -17,7 +17,7 @@ from core.deadletters import DeadLetterStore
 from domains.ids import xact_media_id
 from domains.names import Table
 from simulator.files import expected_bytes
-from tests.harness import Harness
+from tests.harness import Harness, documents_received, lines_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -30,21 +30,9 @@ URLS = [LONG, QUESTION, STAR]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    harness = Harness(tmp_path_factory.mktemp("cache-names"))
-    harness.start_all()
-    event = {
-        "type": "verisk.claims.property.xn.documentsReceived",
-        "version": 1,
-        "utcDateTime": "2026-01-07T10:00:00Z",
-        "traceId": TRACE,
-        "data": {"assignmentId": "A-77", "attachments": URLS},
-    }
-    try:
-        harness.publish_lines("xact", [json.dumps(event).encode()])
-        harness.wait_idle(timeout=180)
+    line = documents_received(TRACE, "A-77", URLS, at="2026-01-07T10:00:00Z")
+    with lines_run(tmp_path_factory.mktemp("cache-names"), "xact", [line]) as harness:
         yield harness
-    finally:
-        harness.stop_all()
 
 
 def test_every_attachment_is_stored_with_its_own_bytes(run: Harness) -> None:

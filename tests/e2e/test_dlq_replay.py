@@ -4,8 +4,6 @@ original work with its original ids and the attachment lands; nothing runs twice
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +12,7 @@ from core.deadletters import DeadLetterStore, LetterStatus
 from domains.ids import xact_media_id
 from domains.names import Table
 from simulator.files import expected_bytes
-from tests.harness import ROOT, Harness
+from tests.harness import Harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -33,19 +31,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         harness.stop_all()
 
 
-def _pipeline(run: Harness, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args],
-        env=run.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Harness) -> None:
     run.sim("POST", "/_sim/faults", {"rule": {"path_prefix": PATH, "status": 404}})
     event = {
@@ -60,7 +45,7 @@ def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Ha
     media_id = xact_media_id(TRACE, URL)
     letters = DeadLetterStore(run.redis).list("xact")
     assert [(x.key, x.category, x.stage) for x in letters] == [(media_id, "permanent", "download")]
-    assert "HTTP 404" in _pipeline(run, "dlq", "list", "--domain", "xact")
+    assert "HTTP 404" in run.pipeline("dlq", "list", "--domain", "xact")
     failed = run.table(Table.XACT_ATTACHMENTS_FAILED).to_dicts()
     assert [(r["media_id"], r["status"]) for r in failed] == [(media_id, "failed_permanent")]
     # The open letter keeps the URL its replay needs: the vault entry no longer expires.
@@ -77,7 +62,7 @@ def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Ha
     assert run.redis.ttl(vault_entry) == -1
 
     run.sim("DELETE", "/_sim/faults")
-    assert "replayed 1" in _pipeline(run, "dlq", "replay", "--all", "--domain", "xact")
+    assert "replayed 1" in run.pipeline("dlq", "replay", "--all", "--domain", "xact")
     run.wait_idle(timeout=120)
 
     stored = run.table(Table.XACT_ATTACHMENTS).to_dicts()
@@ -92,7 +77,7 @@ def test_dead_letter__replayed_after_the_fault_is_fixed__file_lands_once(run: Ha
     assert not run.redis.exists(vault_entry)  # the successful replay used it up
 
     # Replaying again is a no-op: the attachment is done.
-    _pipeline(run, "dlq", "replay", letters[0].id)
+    run.pipeline("dlq", "replay", letters[0].id)
     run.wait_idle(timeout=60)
     assert run.table(Table.XACT_ATTACHMENTS).height == 1
     assert run.counters("xact").get("download_skipped_done", 0) >= 1

@@ -4,7 +4,6 @@ the lake folder, and the workers keep serving valid work."""
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from core.deadletters import DeadLetterStore
 from domains.ids import xact_media_id
 from domains.names import Table
-from tests.harness import Harness
+from tests.harness import Harness, documents_received, lines_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -42,22 +41,16 @@ TRAVERSAL = "https://files.example.com/docs/..%2F..%2F..%2Fetc%2Fpasswd.pdf"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Harness:
-    harness = Harness(tmp_path_factory.mktemp("hostile"), extra_env={"MAX_DOWNLOAD_BYTES": "200000"})
-    harness.start_all()
-    urls = [GOOD, TRAVERSAL, *REJECTED_AT_DISPATCH, *FAILED_AT_DOWNLOAD]
-    event = {
-        "type": "verisk.claims.property.xn.documentsReceived",
-        "version": 1,
-        "utcDateTime": "2026-01-06T10:00:00Z",
-        "traceId": TRACE,
-        "data": {"assignmentId": "../../A-1", "attachments": urls},
-    }
-    try:
-        harness.publish_lines("xact", [json.dumps(event).encode()])
-        harness.wait_idle(timeout=180)
+    line = documents_received(
+        TRACE,
+        "../../A-1",
+        [GOOD, TRAVERSAL, *REJECTED_AT_DISPATCH, *FAILED_AT_DOWNLOAD],
+        at="2026-01-06T10:00:00Z",
+    )
+    with lines_run(
+        tmp_path_factory.mktemp("hostile"), "xact", [line], extra_env={"MAX_DOWNLOAD_BYTES": "200000"}
+    ) as harness:
         yield harness
-    finally:
-        harness.stop_all()
 
 
 def _failed(run: Harness) -> dict[str, dict]:

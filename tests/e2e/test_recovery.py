@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -87,33 +86,6 @@ def drop(h: Harness, queue: str, task: str) -> str:
     )
     assert h.redis.lrem(queue, 1, raw) == 1
     return headers["id"]
-
-
-def start_worker(
-    h: Harness, name: str, queues: str, *, concurrency: int = 2, node: str | None = None
-) -> None:
-    h.start_process(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-n",
-            node or f"{name}-{uuid.uuid4().hex[:4]}@%h",
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-    )
 
 
 def start_base(h: Harness, *, maintenance: bool = True) -> None:
@@ -243,7 +215,7 @@ def test_work_lost_in_the_fetch_window_is_re_driven_for_every_task_kind(tmp_path
         drop(h, "claimx.enrich", "claimx.enrich")
         lost_at["enrich"] = time.time()
 
-        start_worker(h, "w-download", "xact.download,claimx.enrich,claimx.write")
+        h.start_worker_process("w-download", "xact.download,claimx.enrich,claimx.write")
         await_redrive("download", chains_redriven, 0)
         await_redrive("enrich", tasks_redriven("claimx"), 0)
         await_redrive("write.rows", tasks_redriven("xact"), 0)
@@ -252,20 +224,20 @@ def test_work_lost_in_the_fetch_window_is_re_driven_for_every_task_kind(tmp_path
         drop(h, "xact.upload", "xact.upload")
         lost_at["upload"] = time.time()
         await_redrive("upload", chains_redriven, 1)
-        start_worker(h, "w-upload", "xact.upload")
+        h.start_worker_process("w-upload", "xact.upload")
 
         # The upload sends write.inventory to xact.write (nobody consumes it yet): lose it too.
         drop(h, "xact.write", "xact.write.inventory")
         lost_at["write.inventory"] = time.time()
         await_redrive("write.inventory", chains_redriven, 2)
-        start_worker(h, "w-write", "xact.write")
+        h.start_worker_process("w-write", "xact.write")
 
         # flush: Beat sends pipeline.flush every second; lose every one for a while.
         h.kill("worker-maintenance")
         wait_for(h, lambda: h.redis.llen("pipeline.maintenance") > 0, 30, "a flush message")
         h.redis.delete("pipeline.maintenance")
         lost_at["flush"] = time.time()
-        start_worker(h, "maintenance-2", "pipeline.maintenance", concurrency=1)
+        h.start_worker_process("maintenance-2", "pipeline.maintenance", concurrency=1)
 
         h.wait_idle(timeout=180)
         redriven_after["flush"] = time.time() - lost_at["flush"]
@@ -304,8 +276,7 @@ def test_a_killed_worker_s_download_enrich_and_write_rows_complete_elsewhere_wit
         h.sim("POST", "/_sim/faults", {"rule": {"path_prefix": f"/export/project/{pid}", **hold}})
 
         victim_node = f"victim-{uuid.uuid4().hex[:4]}@ghost-{uuid.uuid4().hex[:4]}"
-        start_worker(
-            h,
+        h.start_worker_process(
             "victim",
             "xact.download,claimx.enrich,xact.write,claimx.write",
             concurrency=3,
@@ -357,7 +328,7 @@ def test_a_killed_worker_s_download_enrich_and_write_rows_complete_elsewhere_wit
         victim.wait(30)
 
         h.sim("DELETE", "/_sim/faults")
-        start_worker(h, "survivor", "xact.download,xact.upload,xact.write,claimx.enrich,claimx.write")
+        h.start_worker_process("survivor", "xact.download,xact.upload,xact.write,claimx.enrich,claimx.write")
         download_id, enrich_id = held["xact.download"][0], held["claimx.enrich"][0]
         tracked = {"download": download_id, "enrich": enrich_id, "write.rows": rows_id}
 
@@ -400,7 +371,7 @@ def test_a_dead_host_s_upload_queue_is_re_driven_from_download_on_a_live_host(tm
         h.sim("POST", "/_sim/faults", {"rule": {"path_prefix": url[len("https:/") :], "delay_seconds": 4}})
         ghost = f"ghost-{uuid.uuid4().hex[:6]}"
         node = f"victim@{ghost}"
-        start_worker(h, "victim", "xact.download", concurrency=1, node=node)
+        h.start_worker_process("victim", "xact.download", concurrency=1, node=node)
         victim = h.procs["victim"]
         wait_for(h, lambda: node in live_nodes(h), 60, "the victim worker")
 
@@ -417,7 +388,7 @@ def test_a_dead_host_s_upload_queue_is_re_driven_from_download_on_a_live_host(tm
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(30)
 
-        start_worker(h, "survivor", "xact.download,xact.upload,xact.write")
+        h.start_worker_process("survivor", "xact.download,xact.upload,xact.write")
         wait_for(h, lambda: h.redis.llen(host_queue) == 0, 120, f"{host_queue} re-driven")
         h.wait_idle(timeout=120)
 

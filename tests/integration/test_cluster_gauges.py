@@ -62,30 +62,10 @@ def test_cluster_collector__reads_the_pipelines_state_from_redis(client: redis.R
     )
     letters = DeadLetterStore(client)
     common = {"payload": {}, "error": "HTTP 404", "attempts": 1}
-    letters.add(
-        domain="xact",
-        stage="download",
-        task_name="xact.download",
-        category=ErrorCategory.PERMANENT,
-        key="m1",
-        **common,
-    )
-    letters.add(
-        domain="xact",
-        stage="download",
-        task_name="xact.download",
-        category=ErrorCategory.PERMANENT,
-        key="m2",
-        **common,
-    )
-    resolved = letters.add(
-        domain="xact",
-        stage="download",
-        task_name="xact.download",
-        category=ErrorCategory.PERMANENT,
-        key="m3",
-        **common,
-    )
+    download = {"domain": "xact", "stage": "download", "task_name": "xact.download", **common}
+    for key in ("m1", "m2"):
+        letters.add(category=ErrorCategory.PERMANENT, key=key, **download)
+    resolved = letters.add(category=ErrorCategory.PERMANENT, key="m3", **download)
     letters.set_status(resolved.id, LetterStatus.RESOLVED)
     letters.add(
         domain="claimx",

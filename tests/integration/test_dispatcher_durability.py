@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -110,5 +112,32 @@ def test_appendfsync_always_closes_the_window_without_waitaof(tmp_path: Path) ->
             dispatcher = rig.dispatcher(dispatch_durability="waitaof")
             dispatcher.close()
             assert dispatcher.durability.mode == "fsync-always"
+    finally:
+        server.stop()
+
+
+def test_dispatcher_started_while_redis_is_down_waits_for_it(tmp_path: Path) -> None:
+    """A dispatcher that starts before Redis answers waits for it (no supervisor needed)."""
+    server = PrivateServer(tmp_path / "redis")
+    server.start()
+    built: list[Any] = []
+    try:
+        with dispatch_rig(server.url) as rig:
+            server.stop()  # Redis goes away before the dispatcher starts
+            thread = threading.Thread(target=lambda: built.append(rig.dispatcher()), daemon=True)
+            thread.start()
+            time.sleep(2.0)
+            assert thread.is_alive() and not built, "the dispatcher gave up while Redis was down"
+            server.start()  # same port, same data
+            thread.join(30)
+            assert built, "the dispatcher did not start once Redis answered"
+            dispatcher = built[0]
+            dispatcher.subscribe()
+            try:
+                rig.publish("xact", _events(3, seed=41))
+                rig.drain(dispatcher)
+                assert rig.lag() == 0
+            finally:
+                dispatcher.close()
     finally:
         server.stop()

@@ -12,7 +12,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +24,7 @@ import requests
 from core.download import DownloadPolicy, DownloadResult, download_to_file, new_session
 from core.errors import ErrorCategory, PipelineError
 from core.security.urls import UrlPolicy
+from tests.fakes.http import serving
 
 pytestmark = pytest.mark.integration
 
@@ -185,15 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.hits = []  # type: ignore[attr-defined]  # the handler's request log
-    thread = threading.Thread(target=httpd.serve_forever, name="download-test-server", daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(_Handler, "download-test-server") as httpd:
+        httpd.hits = []  # type: ignore[attr-defined]  # the handler's request log
+        yield httpd
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ and a local file store in a temporary lake. Nothing is mocked.
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from domains.names import Domain
 from tasks.download import fetch
 from tasks.runtime import Runtime
 from tasks.upload import put
+from tests.fakes.http import serving
 from writers.files.verified import disambiguated
 
 pytestmark = pytest.mark.integration
@@ -47,12 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Handler) as httpd:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ link fails after the read timeout, not after the (large) budget.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ from core.download import DownloadPolicy, download_to_file, new_session
 from core.errors import TransientError
 from core.security.urls import UrlPolicy
 from core.settings import load_settings
+from tests.fakes.http import serving
 
 pytestmark = pytest.mark.integration
 
@@ -71,14 +71,8 @@ class _Trickle(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="trickle-server", daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(_Trickle, "trickle-server") as httpd:
+        yield httpd
 
 
 @pytest.fixture

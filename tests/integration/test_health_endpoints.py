@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,51 +22,10 @@ from core.redis_client import redis_client
 from core.settings import Settings, load_settings
 from ops.localrun import free_port
 from ops.status import health_facts
-from tests.harness import KAFKA, ROOT, create_topics
+from tests.harness import KAFKA, ROOT, create_topics, worker_command
+from tests.integration.dispatch_rig import PrivateServer
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class PrivateRedis:
-    port: int
-    workdir: Path
-    proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait(lambda: _redis_up(self.port), 20, "private redis up")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-        self.proc = None
-
-
-def _redis_up(port: int) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -91,7 +49,7 @@ def _get(port: int, path: str) -> tuple[int, dict]:
 
 @dataclass
 class Processes:
-    redis: PrivateRedis
+    redis: PrivateServer
     ports: dict[str, int]
     procs: dict[str, subprocess.Popen]
     logs: Path
@@ -106,7 +64,7 @@ class Processes:
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
     tmp = tmp_path_factory.mktemp("health")
-    redis_server = PrivateRedis(free_port(), tmp)
+    redis_server = PrivateServer(tmp / "redis")
     redis_server.start()
     tag = uuid.uuid4().hex[:8]
     topics = {d: f"health-{tag}.{d}.events.raw" for d in ("xact", "claimx")}
@@ -125,23 +83,7 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
         "DISPATCHER_METRICS_PORT": str(ports["dispatcher"]),
     }
     commands = {
-        "worker": [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "worker",
-            "-Q",
-            "xact.download",
-            "-c",
-            "1",
-            "-n",
-            f"health-{tag}@%h",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        "worker": worker_command("xact.download", concurrency=1, node=f"health-{tag}@%h"),
         "dispatcher": [sys.executable, "-m", "ops.cli", "dispatch"],
     }
     procs = {}

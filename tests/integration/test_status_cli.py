@@ -10,8 +10,6 @@ and leave ``idle`` true. The commands run as a script would run them: subprocess
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from core.deadletters import DeadLetterStore
 from core.state import PendingAttachments
 from domains.names import Table
-from tests.harness import KAFKA, ROOT, Harness, create_topics
+from tests.harness import KAFKA, Harness, create_topics
 from writers.staging import Stager, batch_key
 
 pytestmark = pytest.mark.integration
@@ -76,16 +74,7 @@ def rig(tmp_path: Path) -> Iterator[Harness]:
 
 
 def _pipeline(h: Harness, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "ops.cli", *args],
-        env=h.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    document: dict[str, Any] = json.loads(done.stdout)
+    document: dict[str, Any] = json.loads(h.pipeline(*args))
     return document
 
 

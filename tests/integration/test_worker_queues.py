@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.harness import ROOT, worker_command
+
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/10"
 
 
@@ -43,22 +44,7 @@ def worker(tmp_path: Path):
     }
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - the worker holds it; closed after it exits
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tasks",
-            "worker",
-            "-Q",
-            "xact.download",
-            "-c",
-            "1",
-            "-n",
-            "only-download@%h",
-            "--loglevel",
-            "INFO",
-        ],
+        worker_command("xact.download", concurrency=1, node="only-download@%h"),
         env=env,
         cwd=ROOT,
         stdout=log,

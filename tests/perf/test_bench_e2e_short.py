@@ -8,25 +8,13 @@ not asserted here: this machine is shared, so the bounds below are wide.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.perf import load_bench
+
 pytestmark = pytest.mark.integration
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve their module's annotations through it
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_kombu_channel_reuses_one_redis_client_for_publishes_and_acks() -> None:
@@ -50,7 +38,7 @@ def test_task_events_are_off_unless_asked_for() -> None:
 def test_e2e_short__pipeline_keeps_up_with_the_noop_canvas_and_time_per_event_stays_flat(
     tmp_path: Path,
 ) -> None:
-    figures = _bench("bench_e2e").measure(
+    figures = load_bench("bench_e2e").measure(
         events=80,
         attachments=[0, 1],
         repeat=1,
