@@ -85,6 +85,7 @@ def _assert_consuming_after(h: Harness, xact_before: list[dict[str, Any]], seed:
     assert claimx_events.height == claimx_events["event_id"].n_unique() == len(claimx_rows)
 
 
+@slow  # 90 s; `make test` keeps a redis-server SIGKILL in tests/e2e/test_chaos_short.py
 def test_broker_sigkilled_twice_under_load__workers_reconnect_and_nothing_is_lost(tmp_path: Path) -> None:
     """Two rounds: two downloads in flight on a worker with spare slots (so it also waits in
     ``BRPOP``), then the broker hangs and is SIGKILLed; the worker must reconnect by itself."""

@@ -272,6 +272,7 @@ def _downloads_in_flight(h: Harness, *, requested: int, done: int) -> Callable[[
     return lambda: file_requests(h) >= requested and h.counters("xact").get("downloaded", 0) >= done
 
 
+@slow  # 60 s; `make test` covers a whole-worker kill in tests/e2e/test_recovery.py and test_chaos_short.py
 def test_worker_group_killed__in_flight_tasks_redelivered_after_visibility_timeout_and_land_once(
     tmp_path: Path,
 ) -> None:
@@ -338,6 +339,7 @@ def test_worker_group_killed_twice_under_load__every_attachment_lands_once(tmp_p
 # --- killing the dispatcher ------------------------------------------------------------------------
 
 
+@slow  # 150 s; `make test` kills the dispatcher mid-stream in tests/e2e/test_chaos_short.py
 def test_dispatcher_killed_mid_stream__restart_loses_no_event_and_duplicates_none(tmp_path: Path) -> None:
     """SIGKILL between batches or inside one: offsets are committed only after a batch was
     enqueued, so the restarted dispatcher re-reads at most one batch; the ledger and idempotent

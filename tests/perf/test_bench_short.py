@@ -9,6 +9,8 @@ the structural facts (a hard link, a compaction, a checkpoint) carry most of the
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -33,10 +35,21 @@ def _bench(name: str) -> ModuleType:
 
 
 def test_large_file__64_mib_near_disk_speed_small_memory_and_no_copy(tmp_path: Path) -> None:
-    result = _bench("bench_large_file").measure(mib=64, repeat=1, directory=tmp_path)
+    # In a fresh interpreter: peak RSS is a per-process high-water mark, and the pytest process
+    # has grown with every test before this one.
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import bench_large_file as b; "
+        "r = b.measure(mib=64, repeat=3, directory=__import__('pathlib').Path(sys.argv[2])); "
+        "r.pop('runs'); print(json.dumps(r))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(BENCH), str(tmp_path)],
+        cwd=BENCH.parent, capture_output=True, text=True, timeout=240, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["linked"] is True  # same file system: the upload published a hard link
-    assert result["peak_rss_mb"] < 200  # does not grow with the file (1 GiB: target < 150 MB)
-    assert result["ratio"] > 0.4, result  # target 0.9 at 1 GiB; wide for a shared machine
+    assert result["peak_rss_mb"] < 200, result  # does not grow with the file (1 GiB: target < 150 MB)
+    assert result["ratio"] > 0.3, result  # target 0.9 at 1 GiB; wide: 64 MiB takes ~0.2 s here
 
 
 def test_table_growth__200_flushes_stay_fast_with_the_policy_on(tmp_path: Path) -> None:
