@@ -26,6 +26,7 @@ Replay is done by the caller (the CLI) through ``tasks.canvas.resume``: this mod
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import uuid
@@ -246,7 +247,7 @@ class DeadLetterStore:
     def list(
         self, domain: str | None = None, *, status: str | None = LetterStatus.OPEN.value, limit: int = 1000
     ) -> list[DeadLetter]:
-        domains = [domain] if domain else ["xact", "claimx"]
+        domains = [domain] if domain else self.domains()
         letters: list[DeadLetter] = []
         for d in domains:
             for letter_id in self._r.zrange(self._index(d), 0, -1):
@@ -256,6 +257,12 @@ class DeadLetterStore:
                 if len(letters) >= limit:
                     return letters
         return letters
+
+    def domains(self) -> builtins.list[str]:
+        """Every domain with letters on record (plug-in domains included), sorted."""
+        prefix = keys.dead_letter_index("")
+        found = {_text(k)[len(prefix) :] for k in self._r.scan_iter(match=f"{prefix}*", count=100)}
+        return sorted(d for d in found if d and ":" not in d)
 
     def count(self, domain: str, *, status: str | None = LetterStatus.OPEN.value) -> int:
         return len(self.list(domain, status=status, limit=10**9))

@@ -90,7 +90,7 @@ def _bounded_backlog_then_drain(
 
 
 def test_stopped_workers__backlog_stays_under_the_mark_and_the_rest_waits_in_kafka(tmp_path: Path) -> None:
-    _bounded_backlog_then_drain(tmp_path, events=1000, high=300, batch=50, seed=71)
+    _bounded_backlog_then_drain(tmp_path, events=600, high=200, batch=50, seed=71)
 
 
 @slow

@@ -300,6 +300,7 @@ def test_worker_group_killed__in_flight_tasks_redelivered_after_visibility_timeo
         assert max(per_file.values()) >= 2, "no download was interrupted and re-run"
 
 
+@slow  # 18 s; `make test` kills a single pool child in tests/e2e/test_chaos_short.py
 def test_worker_children_killed__parent_requeues_their_tasks_and_each_lands_once(tmp_path: Path) -> None:
     """SIGKILL of the pool processes running downloads: the surviving parent rejects their tasks
     back to the queue (acks_late + reject_on_worker_lost) at once, without waiting for a timeout."""

@@ -188,3 +188,13 @@ def test_replay_holds__names_what_each_kind_of_replay_reads() -> None:
     ]
     assert replay_holds("enrich", "claimx.enrich", {"args": [[{"event_id": "e"}]]}) == []
     assert replay_holds("download", "xact.download", {"garbage": True}) == []
+
+
+def test_list_without_a_domain__includes_every_domain_with_letters(
+    redis_client: redis.Redis, domain: str
+) -> None:
+    """A plug-in domain's letters are listed without naming it (no built-in domain list in core)."""
+    store = DeadLetterStore(redis_client)
+    letter = _fail(store, domain, "m-plugin", error="HTTP 404")
+    assert domain in store.domains()
+    assert letter.id in {listed.id for listed in store.list(status=None)}
