@@ -9,6 +9,7 @@ counts every ClaimX API request. :func:`measure_api_calls` is shared with
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -115,6 +116,11 @@ def check_fresh(run: ApiEconomy, ttl_seconds: int) -> None:
         assert run.started_at <= updated_at <= run.finished_at, updated_at
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("RUN_SLOW") != "1",
+    reason="long run (40 s): set RUN_SLOW=1; bench/bench_api_economy.py measures the same",
+)
 def test_project_cache__cuts_api_calls(tmp_path: Path) -> None:
     """200 mixed events over 10 projects: with the cache at most 60 % of the requests made without
     it, and the same rows in every entity table."""

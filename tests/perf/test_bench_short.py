@@ -8,30 +8,18 @@ the structural facts (a hard link, a compaction, a checkpoint) carry most of the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import redis
 
 from core.settings import load_settings
+from tests.perf import BENCH, load_bench
 
 pytestmark = pytest.mark.integration
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve their module's annotations through it
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_large_file__64_mib_near_disk_speed_small_memory_and_no_copy(tmp_path: Path) -> None:
@@ -54,7 +42,9 @@ def test_large_file__64_mib_near_disk_speed_small_memory_and_no_copy(tmp_path: P
 
 def test_table_growth__200_flushes_stay_fast_with_the_policy_on(tmp_path: Path) -> None:
     client = redis.Redis.from_url(load_settings().redis_url)
-    growth = _bench("bench_table_growth").run(client, flushes=200, rows=20, policy=True, lake_parent=tmp_path)
+    growth = load_bench("bench_table_growth").run(
+        client, flushes=200, rows=20, policy=True, lake_parent=tmp_path
+    )
     client.close()
     assert growth.compactions >= 4  # ~every COMPACT_SMALL_FILES (32) flushes
     assert growth.checkpoints >= growth.compactions  # one after each compaction, plus delta-rs's own
