@@ -39,7 +39,10 @@ AZURITE_VERSION="${AZURITE_VERSION:-3.37.0}"
 STACK_START_TIMEOUT="${STACK_START_TIMEOUT:-120}"
 STOP_TIMEOUT_SECONDS=20
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
-PYTHON="${PYTHON:-python3}"
+# The helper scripts need confluent-kafka: prefer the project's .venv when run by hand.
+if [[ -z ${PYTHON:-} ]]; then
+  if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then PYTHON="$REPO_ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
 HOST=127.0.0.1
 KAFKA_TEMPLATES="$REPO_ROOT/scripts/kafka"
 KAFKA_ADMIN=("$PYTHON" "$KAFKA_TEMPLATES/admin.py")
@@ -192,6 +195,8 @@ launch_redis() {
 launch_kafka() {
   local dir="$STACK_DIR/kafka" libs="$STACK_DIR/kafka/libs" props cluster_id
   port_open "$KAFKA_CONTROLLER_PORT" && die "kafka: controller port $KAFKA_CONTROLLER_PORT is already in use"
+  "$PYTHON" -c 'import confluent_kafka' 2>/dev/null \
+    || die "kafka: $PYTHON cannot import confluent_kafka (the readiness probe needs it); run 'make venv' or set PYTHON"
   mkdir -p "$dir/data"
   props="$dir/server.properties"
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \

@@ -31,8 +31,10 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from tests.fakes.http import NoDelayHTTPServer
 
 _SIGNED_HEADERS = (
     "content-encoding",
@@ -93,7 +95,7 @@ class FakeAdlsServer:
         self.append_delay_seconds = 0.0
         self.appends_in_flight = 0
         self.max_appends_in_flight = 0
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
+        self._httpd = NoDelayHTTPServer(("127.0.0.1", port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
