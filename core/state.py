@@ -73,8 +73,12 @@ class UrlVault:
         self._r.eval(_VAULT_PUT_LUA, len(names), *names, self._ttl, *items.values())
 
     def get(self, vault_key: str) -> str | None:
-        value = self._r.get(self._key(vault_key))
-        return value.decode() if isinstance(value, bytes) else value
+        return self.decode(self._r.get(self._key(vault_key)))
+
+    @staticmethod
+    def decode(raw: bytes | str | None) -> str | None:
+        """An entry as read by the caller's own round trip (``GET redis_key(...)``)."""
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     def delete(self, vault_key: str) -> None:
         self._r.delete(self._key(vault_key))
@@ -102,7 +106,11 @@ class RowStash:
         return refs
 
     def get(self, key: str) -> list[dict[str, Any]] | None:
-        raw = self._r.get(key)
+        return self.decode(self._r.get(key))
+
+    @staticmethod
+    def decode(raw: bytes | str | None) -> list[dict[str, Any]] | None:
+        """An entry as read by the caller's own round trip (``GET key``)."""
         return None if raw is None else json.loads(raw)
 
     def delete(self, key: str) -> None:
@@ -145,9 +153,27 @@ class Counters:
 
     def __init__(self, client: redis.Redis) -> None:
         self._r = client
+        self._later: list[tuple[str, dict[str, int]]] = []
 
     def _key(self, domain: str) -> str:
         return keys.counters(domain)
+
+    def later(self, domain: str, values: dict[str, int]) -> None:
+        """Count at the end of the task run, in the tracking's closing round trip
+        (``tasks.tracking.record_end`` calls :meth:`drain_into`): one round trip fewer per stage.
+        A run that ends without it (tracking could not reach Redis) loses these figures; they are
+        statistics, never what decides a work item's fate."""
+        self._later.append((domain, dict(values)))
+
+    def drain_into(self, pipe: Any) -> None:
+        """Queue every :meth:`later` figure on ``pipe`` (the caller executes it)."""
+        pending, self._later = self._later, []
+        for domain, values in pending:
+            self.incr_many(domain, values, pipe=pipe)
+
+    def discard_later(self) -> None:
+        """Forget figures a previous run left behind (a run whose tracking failed)."""
+        self._later.clear()
 
     def incr(self, domain: str, name: str, amount: int = 1) -> None:
         if amount:

@@ -22,14 +22,26 @@ app.config_from_object("celeryconfig")
 
 
 def register_stage_task(
-    fn: Callable[..., Any], *, base: type[Task], domain: Domain, stage: Stage, what: str = "", doc: str
+    fn: Callable[..., Any],
+    *,
+    base: type[Task],
+    domain: Domain,
+    stage: Stage,
+    what: str = "",
+    doc: str,
+    fold_start: bool = False,
 ) -> None:
     """Register ``fn`` (bound: it takes the task first) as ``task_name(domain, stage, what)``,
     with ``domain``/``stage`` set on the task class for its base's hooks and metrics."""
     fn.__name__ = f"{domain.value}_{stage.value}{'_' + what if what else ''}"
     fn.__doc__ = doc
     app.task(
-        base=base, bind=True, name=task_name(domain, stage, what), domain=domain.value, stage=stage.value
+        base=base,
+        bind=True,
+        name=task_name(domain, stage, what),
+        domain=domain.value,
+        stage=stage.value,
+        fold_start=fold_start,
     )(fn)
 
 

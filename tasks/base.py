@@ -74,6 +74,10 @@ class StageTask(Task):
     typing = True
     domain: str = ""
     stage: str = ""
+    #: The run's start record rides on the stage's first Redis round trip (``tasks.tracking``
+    #: ``start_into``) instead of one of its own; only for stages that touch Redis before any
+    #: long work, so the record exists while the work runs.
+    fold_start: bool = False
     on_dead: ClassVar[FailureHook | None] = None
 
     @property

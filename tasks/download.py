@@ -26,6 +26,7 @@ from domains.registry import spec_of
 from tasks.base import StageTask, utcnow
 from tasks.outcomes import register_attachment_stage
 from tasks.runtime import Runtime
+from tasks.tracking import start_into
 
 log = logging.getLogger("pipeline.tasks.download")
 
@@ -99,20 +100,20 @@ def _route_upload_to_this_host(task: StageTask, domain: Domain) -> None:
 def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, Any]:
     job = AttachmentJob.model_validate(payload)
     rt = task.runtime
-    # The done marker and the vault's URL in one round trip.
-    pipe = rt.redis.pipeline(transaction=False)
+    # The run's start record, the done marker and the vault's URL in one round trip.
+    pipe = start_into(rt.redis.pipeline(transaction=False))
     pipe.exists(keys.done(job.domain.value, job.media_id))
     pipe.get(UrlVault.redis_key(job.vault_key()))
-    already, raw_url = pipe.execute()
+    already, raw_url = pipe.execute()[-2:]
     if already:
         rt.counters.incr(domain, Metric.DOWNLOAD_SKIPPED_DONE)
         rt.pending.done(job.vault_key())  # a repeat of finished work: nothing is in flight
         raise Ignore()
     url = raw_url.decode() if isinstance(raw_url, bytes) else raw_url
     done = fetch(rt, job, task.request.id or "manual", url=url)  # failures: AttachmentStageTask
-    rt.counters.incr_many(domain, {Metric.DOWNLOADED: 1, Metric.BYTES_DOWNLOADED: done.bytes_downloaded or 0})
+    rt.counters.later(domain, {Metric.DOWNLOADED: 1, Metric.BYTES_DOWNLOADED: done.bytes_downloaded or 0})
     _route_upload_to_this_host(task, domain)
     return done.model_dump(mode="json")
 
 
-register_attachment_stage(Stage.DOWNLOAD, _run)
+register_attachment_stage(Stage.DOWNLOAD, _run, fold_start=True)

@@ -60,9 +60,14 @@ class AttachmentStageTask(StageTask):
 
 
 def register_attachment_stage(
-    stage: Stage, run: Callable[[StageTask, Domain, dict[str, Any]], dict[str, Any] | None], what: str = ""
+    stage: Stage,
+    run: Callable[[StageTask, Domain, dict[str, Any]], dict[str, Any] | None],
+    what: str = "",
+    *,
+    fold_start: bool = False,
 ) -> None:
-    """Register ``{domain}.{stage}[.what]`` for every registered domain with attachments."""
+    """Register ``{domain}.{stage}[.what]`` for every registered domain with attachments
+    (``fold_start``: see :class:`~tasks.base.StageTask`)."""
     for domain, spec in registry.specs().items():
         if not spec.has_attachments:
             continue
@@ -79,4 +84,5 @@ def register_attachment_stage(
             stage=stage,
             what=what,
             doc=f"{domain.value} {stage.value} of one attachment job (see {run.__module__}).",
+            fold_start=fold_start,
         )

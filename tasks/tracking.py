@@ -109,8 +109,44 @@ def _task_ended(
         log.warning("could not record the end of %s %s: %s", task.name, task_id, type(exc).__name__)
 
 
+class _Recorded:
+    """Pipeline calls kept to be replayed on another pipeline (:func:`start_into`)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append((name, args, kwargs))
+
+        return record
+
+    def replay(self, pipe: Any) -> Any:
+        for name, args, kwargs in self.calls:
+            getattr(pipe, name)(*args, **kwargs)
+        return pipe
+
+
+#: The start record of the run in progress while its task folds it into its own first round trip
+#: (``fold_start``: a stage that touches Redis before any long work). A pool process runs one task
+#: at a time.
+_unsent_start: _Recorded | None = None
+
+
+def start_into(pipe: Any) -> Any:
+    """Queue the run's start record (if still unsent) first on ``pipe``, the stage's first round
+    trip; returns ``pipe``. A stage that never calls it has the record sent by :func:`record_end`,
+    first in its round trip, so the records end as they always did."""
+    global _unsent_start
+    pending, _unsent_start = _unsent_start, None
+    return pending.replay(pipe) if pending is not None else pipe
+
+
 def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
+    global _unsent_start
     rt = get_runtime()
+    rt.counters.discard_later()
+    _unsent_start = None
     now = time.time()
     record: dict[str, Any] = {
         "worker": task.request.hostname or rt.hostname,
@@ -120,7 +156,7 @@ def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
     }
     if not getattr(task, "acks_late", True):
         record["redo"] = redo_of(task, task_id, args, kwargs)
-    pipe = rt.redis.pipeline(transaction=False)
+    pipe = _Recorded()
     pipe.hset(keys.RUNNING, task_id, json.dumps(record, default=str))
     work = work_of(task, task_id, args, kwargs)
     if work is not None:
@@ -136,7 +172,10 @@ def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
             pipe.set(keys.inflight(member), json.dumps(redo_of(task, task_id, args, kwargs)), nx=True)
             pipe.zadd(keys.INFLIGHT_INDEX, {member: now})
         pipe.hdel(keys.SUSPECTS, member)
-    pipe.execute()
+    if getattr(task, "fold_start", False):
+        _unsent_start = pipe  # sent with the stage's first round trip (start_into)
+        return
+    pipe.replay(rt.redis.pipeline(transaction=False)).execute()
 
 
 def record_end(
@@ -144,7 +183,7 @@ def record_end(
 ) -> None:
     rt = get_runtime()
     now = time.time()
-    pipe = rt.redis.pipeline(transaction=False)
+    pipe = start_into(rt.redis.pipeline(transaction=False))  # a start the stage did not send
     pipe.hdel(keys.RUNNING, task_id)
     work = work_of(task, task_id, args, kwargs)
     goes_on = scheduled or state in (states.RETRY, states.REJECTED)
@@ -165,6 +204,7 @@ def record_end(
             pipe.delete(keys.inflight(member))
             pipe.zrem(keys.INFLIGHT_INDEX, member)
             pipe.hdel(keys.SUSPECTS, member)
+    rt.counters.drain_into(pipe)  # the stage's figures (``Counters.later``), in this round trip
     pipe.execute()
 
 

@@ -44,7 +44,7 @@ def _run(task: StageTask, domain: Domain, payload: dict[str, Any]) -> dict[str, 
     job = AttachmentJob.model_validate(payload)
     # Failures: AttachmentStageTask (its dead letter keeps ids and references, never the local path).
     done = put(task.runtime, job)
-    task.runtime.counters.incr_many(
+    task.runtime.counters.later(
         domain, {Metric.UPLOADED: 1, Metric.BYTES_UPLOADED: done.bytes_downloaded or 0}
     )
     return done.model_dump(mode="json")

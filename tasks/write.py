@@ -11,7 +11,7 @@ from typing import Any
 
 from core.errors import PermanentError
 from core.observability import Metric, staged
-from core.state import UrlVault
+from core.state import RowStash, UrlVault
 from domains import registry
 from domains.attachments import AttachmentJob
 from domains.canvas import WRITE_INVENTORY, WRITE_ROWS
@@ -19,6 +19,7 @@ from domains.names import Domain, Stage, Table, task_name
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.outcomes import mark_done, register_attachment_stage
+from tasks.tracking import start_into
 
 
 class RowsTask(StageTask):
@@ -35,7 +36,9 @@ def _stage_rows(task: StageTask, domain: Domain, table_name: str, rows_ref: str,
     table = Table(table_name)
     if table not in registry.spec_of(domain).table_names():
         raise PermanentError(f"Table {table_name} does not belong to domain {domain.value}")
-    rows = rt.stash.get(rows_ref)
+    # The run's start record and the stash entry in one round trip.
+    raw = start_into(rt.redis.pipeline(transaction=False)).get(rows_ref).execute()[-1]
+    rows = RowStash.decode(raw)
     if rows is None:  # already staged by an earlier delivery of this task
         rt.counters.incr(domain, Metric.WRITE_ROWS_ALREADY_STAGED)
         return 0
@@ -56,7 +59,13 @@ def _write_inventory(task: StageTask, domain: Domain, payload: dict[str, Any]) -
     if spec.inventory_row is None:  # registered only for domains with attachments
         raise PermanentError(f"domain {domain} has no attachments")
     now = utcnow()
-    table, row = spec.inventory_row(job, rt.vault.get(job.vault_key()), now)
+    # The run's start record and the vault's URL in one round trip.
+    raw_url = (
+        start_into(rt.redis.pipeline(transaction=False))
+        .get(UrlVault.redis_key(job.vault_key()))
+        .execute()[-1]
+    )
+    table, row = spec.inventory_row(job, UrlVault.decode(raw_url), now)
     recovered = spec.recovered_row(job, now)
     # One MULTI/EXEC (one round trip instead of six): the rows, the done marker, the end of the
     # chain's records and the count land together or not at all; a redelivery redoes all of it.
@@ -78,6 +87,7 @@ def _register_rows(domain: Domain) -> None:
         name=task_name(domain, Stage.WRITE, WRITE_ROWS),
         domain=domain.value,
         stage=Stage.WRITE.value,
+        fold_start=True,
     )
     def write_rows(self: StageTask, table: str, rows_ref: str, count: int) -> int:
         """Stage the ``count`` rows held in the stash under ``rows_ref`` for ``table``."""
@@ -86,4 +96,4 @@ def _register_rows(domain: Domain) -> None:
 
 for _domain in registry.domains():
     _register_rows(_domain)
-register_attachment_stage(Stage.WRITE, _write_inventory, WRITE_INVENTORY)
+register_attachment_stage(Stage.WRITE, _write_inventory, WRITE_INVENTORY, fold_start=True)
