@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     ``{DOMAIN}_DLQ_TOPIC`` sets one domain's."""
     dispatch_batch_size: int = 500
     """Records polled per dispatcher batch; offsets are committed after each batch is enqueued."""
+    dispatch_linger_ms: int = Field(default=50, ge=0, le=5000)
+    """Once a batch's first record is in hand, how long the dispatcher waits for more before it
+    dispatches a partial batch (a backlog fills batches at once; a trickle waits at most this)."""
     dispatch_dedup_ttl_seconds: int = 24 * 3600
     """How long the dispatch ledger remembers an event id (a redelivery within it is skipped)."""
     dlq_delivery_timeout_seconds: float = 30.0

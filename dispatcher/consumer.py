@@ -229,9 +229,23 @@ class Dispatcher:
         self.backpressure.write_state(self.redis)
 
     # -- one batch ---------------------------------------------------------------------------
+    def _consume(self, timeout: float) -> list[Message]:
+        """Up to ``DISPATCH_BATCH_SIZE`` records: waits up to ``timeout`` for the first, then at most
+        ``DISPATCH_LINGER_MS`` for the rest. (One ``consume`` of a whole batch returns only when the
+        batch is full or ``timeout`` ends: under a light load every record waited up to 1 s.)"""
+        size = self.settings.dispatch_batch_size
+        linger = min(self.settings.dispatch_linger_ms / 1000, timeout)
+        messages = self.consumer.consume(num_messages=size, timeout=linger)
+        if messages or size <= 1 or timeout <= linger:
+            return messages
+        first = self.consumer.consume(num_messages=1, timeout=timeout - linger)
+        if not first:
+            return first
+        return first + self.consumer.consume(num_messages=size - 1, timeout=linger)
+
     def poll_once(self, timeout: float = 1.0) -> BatchStats:
         self._apply_backpressure()
-        messages = self.consumer.consume(num_messages=self.settings.dispatch_batch_size, timeout=timeout)
+        messages = self._consume(timeout)
         stats = BatchStats()
         if not messages:
             return stats
