@@ -50,7 +50,9 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_time_limit = _settings.task_time_limit_seconds
 task_soft_time_limit = _settings.task_time_limit_seconds - 30
-worker_max_tasks_per_child = 1000
+# A pool child is replaced after this many tasks (a guard against slow leaks): every replacement
+# forks, re-imports lazily and reconnects, which at 1,000 cost a stage worker several per minute.
+worker_max_tasks_per_child = 10000
 worker_enable_soft_shutdown_on_idle = True
 worker_soft_shutdown_timeout = 30.0
 worker_cancel_long_running_tasks_on_connection_loss = True
