@@ -159,9 +159,11 @@ def flush_table(
         return FlushResult(table, 0, 0, None, False, time.perf_counter() - started, skipped_locked=True)
     keeper = LockKeeper(lock, lock_timeout_seconds / 3)
     try:
-        result = _flush_locked(settings, redis_client, table, max_rows, prefix, keeper, started, step_hook)
+        result, delta = _flush_locked(
+            settings, redis_client, table, max_rows, prefix, keeper, started, step_hook
+        )
         if result.rows_written:  # a commit: the table's state may now call for compaction
-            result.compaction = _compact_if_due(settings, table, keeper)
+            result.compaction = _compact_if_due(settings, table, keeper, delta)
         return result
     except Exception as exc:
         raise classify_delta_error(exc, f"flush {table}") from exc
@@ -222,22 +224,26 @@ def _flush_locked(
     keeper: LockKeeper,
     started: float,
     step_hook: StepHook | None,
-) -> FlushResult:
+) -> tuple[FlushResult, DeltaTable | None]:
+    """The flush, and the table as it loaded it (``None``: the table did not exist yet)."""
     spec = TABLES[table]
     batch_list = batch_key(prefix, table)
     if not redis_client.exists(stage_key(prefix, table), batch_list):
-        return FlushResult(table, 0, 0, None, False, time.perf_counter() - started)
+        return FlushResult(table, 0, 0, None, False, time.perf_counter() - started), None
     uri, options = table_uri(settings, table), storage_options(settings)
-    committed = _committed_version(uri, options, app_id(table))
+    # Loaded once per flush (issue 9): the merge and the post-flush hook use this object, which
+    # each commit moves to its new version; the table's lock keeps other writers out meanwhile.
+    delta = _open_table(uri, options)
+    committed = delta.transaction_version(app_id(table)) if delta is not None else None
     version, count, reused = _claim(redis_client, prefix, table, max_rows, committed or 0)
     if count == 0:
-        return FlushResult(table, 0, 0, None, False, time.perf_counter() - started)
+        return FlushResult(table, 0, 0, None, False, time.perf_counter() - started), delta
     if step_hook is not None:
         step_hook("claimed", version)
     if reused and committed is not None and committed >= version:
         _drop_batch(redis_client, prefix, table, version)
         log.info("batch already committed; dropped", extra={"table": table.value, "version": version})
-        return FlushResult(table, count, 0, version, True, time.perf_counter() - started)
+        return FlushResult(table, count, 0, version, True, time.perf_counter() - started), delta
 
     batch = build_batch(spec, _read_batch(redis_client, batch_list, count))
     if batch.dropped_unreadable or batch.dropped_no_key:
@@ -252,7 +258,7 @@ def _flush_locked(
     written = 0
     if batch.table.num_rows:
         keeper.confirm(f"flush {table}")
-        written = merge_batch(uri, options, spec, batch.table, Transaction(app_id(table), version))
+        written = merge_batch(uri, options, spec, batch.table, Transaction(app_id(table), version), delta)
     if step_hook is not None:
         step_hook("committed", version)
     _drop_batch(redis_client, prefix, table, version)
@@ -267,7 +273,7 @@ def _flush_locked(
             "seconds": round(seconds, 3),
         },
     )
-    return FlushResult(table, batch.rows_in, written, version, False, seconds)
+    return FlushResult(table, batch.rows_in, written, version, False, seconds), delta
 
 
 def _claim(
@@ -307,14 +313,16 @@ def _drop_batch(redis_client: redis.Redis, prefix: str, table: Table, version: i
     return False
 
 
-def _committed_version(uri: str, options: dict[str, str] | None, app: str) -> int | None:
+def _open_table(uri: str, options: dict[str, str] | None) -> DeltaTable | None:
     try:
-        return DeltaTable(uri, storage_options=options).transaction_version(app)
+        return DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
         return None
 
 
-def _compact_if_due(settings: Settings, table: Table, keeper: LockKeeper) -> MaintenanceResult | None:
+def _compact_if_due(
+    settings: Settings, table: Table, keeper: LockKeeper, delta: DeltaTable | None = None
+) -> MaintenanceResult | None:
     """The post-flush hook, still under the table's lock. Its failure never fails the flush, whose
     batch is committed and dropped by now: the next flush (or the daily job) compacts instead."""
     try:
@@ -324,6 +332,7 @@ def _compact_if_due(settings: Settings, table: Table, keeper: LockKeeper) -> Mai
             table,
             CompactionPolicy.from_settings(settings),
             keeper,
+            delta,
         )
     except PipelineError as exc:
         log.warning(

@@ -111,17 +111,19 @@ def compact_if_due(
     table: Table,
     policy: CompactionPolicy,
     keeper: LockKeeper,
+    table_now: DeltaTable | None = None,
 ) -> MaintenanceResult | None:
     """The post-flush hook: compact + checkpoint when the table's state calls for it, else ``None``.
 
-    The caller holds the table's flush lock (``keeper``) and has finished its own commit.
+    The caller holds the table's flush lock (``keeper``) and has finished its own commit;
+    ``table_now``: the table as that commit left it (else it is loaded here).
     Raises a classified :class:`PipelineError` on failure (the caller logs it: the flush stands).
     """
     if policy.small_files <= 0:
         return None
     started = time.perf_counter()
     try:
-        dt = DeltaTable(uri, storage_options=options)
+        dt = table_now if table_now is not None else DeltaTable(uri, storage_options=options)
         mergeable = mergeable_small_files(dt, policy.small_file_bytes)
         if mergeable <= policy.small_files:
             return None

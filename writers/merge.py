@@ -20,15 +20,22 @@ SOURCE, TARGET = "s", "t"
 
 
 def merge_batch(
-    uri: str, options: dict[str, str] | None, spec: TableSpec, batch: pa.Table, transaction: Transaction
+    uri: str,
+    options: dict[str, str] | None,
+    spec: TableSpec,
+    batch: pa.Table,
+    transaction: Transaction,
+    table: DeltaTable | None = None,
 ) -> int:
     """Merge ``batch`` into the table at ``uri`` in one commit recording ``transaction``.
 
-    Creates the table (schema and partitions, no data) first when it does not exist. A table
-    created by an older schema gains the new columns (``merge_schema``). Returns rows inserted
-    plus rows updated.
+    ``table``: the table as the caller loaded it (it moves to the new version); else it is loaded
+    here, and created (schema and partitions, no data) when it does not exist. A table created by
+    an older schema gains the new columns (``merge_schema``). Returns rows inserted plus rows
+    updated.
     """
-    table = _open_or_create(uri, options, spec)
+    if table is None:
+        table = _open_or_create(uri, options, spec)
     merger = table.merge(
         batch,
         predicate=key_predicate(spec),
