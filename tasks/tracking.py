@@ -142,11 +142,31 @@ def start_into(pipe: Any) -> Any:
     return pending.replay(pipe) if pending is not None else pipe
 
 
+#: The run in progress in this pool process (set by :func:`record_start`), and the id of the run
+#: whose end as a success its stage already queued in its own last round trip (:func:`end_into`).
+_current: tuple[Task, str, Any, Any] | None = None
+_end_sent: str | None = None
+
+
+def end_into(pipe: Any) -> Any:
+    """Queue the run's end records, as a success, last on ``pipe``: the stage's closing round trip,
+    the last thing it does before it returns (a ``MULTI`` makes them land with its effect or not at
+    all); returns ``pipe``. :func:`record_end` then sends nothing more for a success; a run that
+    ends otherwise after all gets its own end records as before."""
+    global _end_sent
+    if _current is None:
+        return pipe
+    task, task_id, args, kwargs = _current
+    _end_records(pipe, task, task_id, args, kwargs, states.SUCCESS, scheduled=False)
+    _end_sent = task_id
+    return pipe
+
+
 def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
-    global _unsent_start
+    global _unsent_start, _current, _end_sent
     rt = get_runtime()
     rt.counters.discard_later()
-    _unsent_start = None
+    _unsent_start, _current, _end_sent = None, (task, task_id, args, kwargs), None
     now = time.time()
     record: dict[str, Any] = {
         "worker": task.request.hostname or rt.hostname,
@@ -181,9 +201,22 @@ def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
 def record_end(
     task: Task, task_id: str, args: Any, kwargs: Any, state: str | None, *, scheduled: bool
 ) -> None:
+    global _current, _end_sent
     rt = get_runtime()
-    now = time.time()
     pipe = start_into(rt.redis.pipeline(transaction=False))  # a start the stage did not send
+    folded = _end_sent == task_id and state == states.SUCCESS and not scheduled
+    _current, _end_sent = None, None
+    if not folded:
+        _end_records(pipe, task, task_id, args, kwargs, state, scheduled=scheduled)
+    rt.counters.drain_into(pipe)  # the stage's figures (``Counters.later``), in this round trip
+    if len(pipe):
+        pipe.execute()
+
+
+def _end_records(
+    pipe: Any, task: Task, task_id: str, args: Any, kwargs: Any, state: str | None, *, scheduled: bool
+) -> None:
+    now = time.time()
     pipe.hdel(keys.RUNNING, task_id)
     work = work_of(task, task_id, args, kwargs)
     goes_on = scheduled or state in (states.RETRY, states.REJECTED)
@@ -204,8 +237,6 @@ def record_end(
             pipe.delete(keys.inflight(member))
             pipe.zrem(keys.INFLIGHT_INDEX, member)
             pipe.hdel(keys.SUSPECTS, member)
-    rt.counters.drain_into(pipe)  # the stage's figures (``Counters.later``), in this round trip
-    pipe.execute()
 
 
 # --- the keeper thread --------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 * a stage's figures (``Counters.later``) are counted in the tracking's closing round trip
   (``tasks.tracking.record_end``), not in a round trip of their own, and exactly once;
 * a ``fold_start`` stage's start record rides on the stage's first round trip (``start_into``),
-  so it exists before the stage's work; a stage that never sends it has it sent at its end.
+  so it exists before the stage's work; a stage that never sends it has it sent at its end;
+* a write stage's end records ride on its closing ``MULTI`` (``end_into``): ``record_end`` sends
+  nothing more for that success, and its own records when the run ends otherwise after all.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from core import keys
 from core.settings import get_settings
 from tasks import app
 from tasks.runtime import get_runtime, reset_runtime
-from tasks.tracking import record_end, record_start, start_into
+from tasks.tracking import end_into, record_end, record_start, start_into
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +113,34 @@ def test_an_unfolded_stage_sends_its_start_record_at_once(runtime_on: redis.Redi
     assert not task.fold_start
     record_start(task, "t-5", ({"domain": "xact", "media_id": "m-5"},), {})
     assert runtime_on.hget(keys.RUNNING, "t-5") is not None
+
+
+def test_end_records_queued_by_the_stage_are_not_sent_again(runtime_on: redis.Redis) -> None:
+    task = app.tasks["xact.write.rows"]
+    args = ("xact_events", "pipeline:rows:z", 1)
+    rt = get_runtime()
+    record_start(task, "t-6", args, {})
+    start_into(rt.redis.pipeline(transaction=False)).execute()
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.set("effect-of-t-6", 1)
+    end_into(pipe).execute()
+    assert runtime_on.hget(keys.RUNNING, "t-6") is None  # ended with the stage's effect
+    assert runtime_on.get(keys.inflight("t-6")) is None
+
+    runtime_on.hset(keys.RUNNING, "t-6", "marker")  # would be removed by a second end
+    record_end(task, "t-6", args, {}, "SUCCESS", scheduled=False)
+    assert runtime_on.hget(keys.RUNNING, "t-6") == b"marker"  # record_end sent nothing
+
+
+def test_a_run_that_fails_after_queueing_its_end_gets_its_own_end_records(runtime_on: redis.Redis) -> None:
+    task = app.tasks["xact.write.rows"]
+    args = ("xact_events", "pipeline:rows:w", 1)
+    rt = get_runtime()
+    record_start(task, "t-7", args, {})
+    start_into(rt.redis.pipeline(transaction=False)).execute()
+    end_into(rt.redis.pipeline(transaction=True))  # queued, never executed (the MULTI failed)
+
+    record_end(task, "t-7", args, {}, "RETRY", scheduled=True)
+
+    assert runtime_on.hget(keys.RUNNING, "t-7") is None
+    assert runtime_on.get(keys.inflight("t-7")) is not None  # kept for the retry, as always
