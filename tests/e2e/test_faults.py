@@ -13,27 +13,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from core.deadletters import DeadLetterStore
 from domains.names import Table
 from domains.xact.models import parse_xact_record
 from domains.xact.paths import plan_attachments
-from ops.localrun import free_port
 from simulator import generate
 from simulator.files import expected_bytes
 from tests.harness import KAFKA, WORKER_GROUPS, Harness, create_topics
+from tests.private_redis import PrivateRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 _skip_unless_slow = pytest.mark.skipif(
@@ -58,60 +55,6 @@ SHORT_VISIBILITY = {
 
 
 # --- a broker of the test's own ------------------------------------------------------------------
-
-
-@dataclass
-class PrivateRedis:
-    """A ``redis-server`` on 127.0.0.1 with AOF in ``data_dir``; restartable on the same port."""
-
-    data_dir: Path
-    fsync: str = "everysec"
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                self.fsync,
-                "--save",
-                "",
-                "--dir",
-                str(self.data_dir),
-                "--logfile",
-                str(self.data_dir / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise TimeoutError(f"redis-server on port {self.port} did not start")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """SIGTERM: clean shutdown (AOF flushed). SIGKILL: a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(30)
 
 
 def start_pipeline(h: Harness, *, concurrency: dict[str, int] | None = None, dispatcher: bool = True) -> None:

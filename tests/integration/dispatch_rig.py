@@ -11,14 +11,11 @@ runs unless the test starts one). Nothing of the code under test is patched.
 
 from __future__ import annotations
 
-import shutil
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -27,9 +24,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kombu import pools
 
 from core.settings import Settings, load_settings
-from ops.localrun import free_port
 from tests.harness import KAFKA, REDIS_BASE, claim_redis_db, release_redis_db
 from tests.integration.conftest import point_app_at
+from tests.private_redis import PrivateRedis
 
 #: Kafka 4 refuses record timestamps more than an hour ahead by default; the rig's raw topics take
 #: any timestamp, as a broker configured otherwise (or another producer's clock) may deliver.
@@ -58,45 +55,12 @@ def valkey_binary() -> str | None:
     return str(path) if path.exists() else None
 
 
-@dataclass
-class PrivateServer:
-    """A Redis-protocol server of the test's own on 127.0.0.1 (AOF on unless told otherwise)."""
-
-    data_dir: Path
-    binary: str = "redis-server"
-    extra: tuple[str, ...] = ()
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
+class PrivateServer(PrivateRedis):
+    """:class:`tests.private_redis.PrivateRedis`, its URL naming db 0."""
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        binary = shutil.which(self.binary) or self.binary
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "yes", "--dir", str(self.data_dir)]
-            + ["--logfile", str(self.data_dir / "server.log"), *self.extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.1)
-        raise TimeoutError(f"{self.binary} on port {self.port} did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(30)
+        return f"{super().url}/0"
 
 
 @dataclass
