@@ -328,3 +328,17 @@ def test_cli_generators_write_jsonl(tmp_path: Path) -> None:
     assert all("/4096/" in url for row in xact for url in row["data"]["attachments"])
     claimx = [json.loads(line) for line in (tmp_path / "gen-claimx.jsonl").read_text().splitlines()]
     assert len({row["projectId"] for row in claimx}) <= 7
+
+
+def test_http__keep_alive_responses_are_not_held_back_by_delayed_acks(sim: Simulator) -> None:
+    """Issue 9: the server sends with TCP_NODELAY, as real web servers do. Without it, a body written
+    after its headers waited for the client's delayed ACK: ~44 ms per keep-alive response here,
+    which made every download in the end-to-end bench wait on the simulator."""
+    with requests.Session() as session:
+        url = sim.api_base_url + "/export/project/5010001/media"
+        assert session.get(url, headers=AUTH, timeout=5).status_code == 200  # connection open
+        started = time.perf_counter()
+        for _ in range(20):
+            assert session.get(url, headers=AUTH, timeout=5).status_code == 200
+        per_request = (time.perf_counter() - started) / 20
+    assert per_request < 0.015, f"{per_request * 1000:.1f} ms per keep-alive request"
