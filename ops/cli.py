@@ -27,6 +27,7 @@ from dispatcher.publisher import publish_lines, read_lines
 from domains.names import Domain
 from ops.dlq_cli import dlq
 from ops.localrun import run
+from ops.params import DOMAIN
 from ops.report import render_status, render_summary
 from ops.status import collect_status, summarize
 
@@ -66,7 +67,7 @@ def main(log_level: str | None) -> None:
 
 
 @main.command()
-@click.option("--domain", type=click.Choice([d.value for d in Domain]), required=True)
+@click.option("--domain", type=DOMAIN, required=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def publish(domain: str, path: Path) -> None:
     """Publish a JSON-lines file of raw events to the domain's raw topic."""

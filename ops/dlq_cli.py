@@ -11,7 +11,7 @@ import click
 from core.deadletters import DeadLetter, DeadLetterStore, LetterStatus
 from core.redis_client import redis_client
 from core.settings import get_settings
-from domains.names import Domain
+from ops.params import DOMAIN
 
 
 def _store() -> DeadLetterStore:
@@ -38,7 +38,7 @@ def dlq() -> None:
 
 
 @dlq.command(name="list")
-@click.option("--domain", type=click.Choice([d.value for d in Domain]), default=None)
+@click.option("--domain", type=DOMAIN, default=None)
 @click.option("--status", type=click.Choice([s.value for s in LetterStatus] + ["all"]), default="open")
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (fields: README, read-outs).")
@@ -68,7 +68,7 @@ def show(letter_id: str) -> None:
 @dlq.command()
 @click.argument("letter_ids", nargs=-1)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every open letter (of --domain).")
-@click.option("--domain", type=click.Choice([d.value for d in Domain]), default=None)
+@click.option("--domain", type=DOMAIN, default=None)
 def replay(letter_ids: tuple[str, ...], replay_all: bool, domain: str | None) -> None:
     """Re-enqueue the original task(s) with their original ids."""
     # Imported here, not at the top: the Celery app and its task modules take most of a second
@@ -107,7 +107,7 @@ def resolve(letter_ids: tuple[str, ...]) -> None:
 
 
 @dlq.command()
-@click.option("--domain", type=click.Choice([d.value for d in Domain]), required=True)
+@click.option("--domain", type=DOMAIN, required=True)
 @click.option("--status", type=click.Choice([s.value for s in LetterStatus] + ["all"]), default="all")
 @click.option("--yes", is_flag=True)
 def purge(domain: str, status: str, yes: bool) -> None:

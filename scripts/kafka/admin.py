@@ -25,7 +25,8 @@ from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from domains.names import Domain, dlq_topic, raw_topic
+from domains import registry
+from domains.names import dlq_topic, raw_topic
 
 RAW_PARTITIONS = 6
 DLQ_PARTITIONS = 3
@@ -42,7 +43,7 @@ class TopicSpec:
 def pipeline_topics() -> list[TopicSpec]:
     """The topics the local stack provides: per domain one raw topic and one dead-letter topic."""
     specs: list[TopicSpec] = []
-    for domain in Domain:
+    for domain in registry.domains():  # plug-ins (DOMAIN_PLUGINS) included
         specs.append(TopicSpec(raw_topic(domain), RAW_PARTITIONS))
         specs.append(TopicSpec(dlq_topic(domain), DLQ_PARTITIONS))
     return specs
