@@ -216,7 +216,7 @@ def kill_one(run: Run, kind: str, rng: random.Random) -> Kill:
         _kill_group(run, "worker-maintenance", rng)
     elif kind == "redis":
         kill = Kill(kind, run.now(), "redis-server")
-        run.redis.kill(signal.SIGKILL)
+        run.redis.stop(signal.SIGKILL)
         time.sleep(rng.uniform(0.5, 3.0))
         run.redis.start()
     elif kind == "kafka":
@@ -595,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             run.h.stop_all()
         if run is not None:
             run.kafka.kill(signal.SIGTERM)
-            run.redis.kill(signal.SIGTERM)
+            run.redis.stop(signal.SIGTERM)
         if code == 0 and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
+from tests.private_redis import PrivateRedis  # noqa: F401 - the chaos run's Redis, re-exported
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LIBS = Path(os.environ.get("STACK_DIR", ROOT / ".stack")) / "kafka" / "libs"
@@ -30,42 +30,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class PrivateRedis:
-    """``redis-server`` with AOF (``everysec``, like the shared stack) in ``data_dir``."""
-
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
-             "--appendfsync", "everysec", "--save", "", "--dir", str(self.data_dir),
-             "--logfile", str(self.data_dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return
-            except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
-                time.sleep(0.1)
-        raise TimeoutError(f"redis-server on port {self.port} did not start")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(30)
 
 
 @dataclass

@@ -29,7 +29,7 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, timeout: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         binary = shutil.which(self.binary) or self.binary
         self.proc = subprocess.Popen(
@@ -41,12 +41,12 @@ class PrivateRedis:
             start_new_session=True,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 if client.ping():
                     return
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.exceptions.BusyLoadingError):  # still loading its AOF
                 time.sleep(0.1)
         raise TimeoutError(f"{self.binary} on port {self.port} did not start")
 
