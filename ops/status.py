@@ -43,7 +43,7 @@ STATUS_SCHEMA = 1
 # declared queues are members of the ``_kombu.binding.{exchange}`` sets.
 _KOMBU_SEP = "\x06\x16"
 _UNACKED = "unacked"
-_BINDINGS = "_kombu.binding.*"
+_SCAN_STEP = 1000  # keys per SCAN call
 
 
 def _text(value: bytes | str) -> str:
@@ -58,24 +58,42 @@ def _is_task_queue(name: str) -> bool:
 def queue_depths(client: redis.Redis) -> dict[str, int]:
     """Messages waiting per queue: every queue of the registered domains and every queue a worker
     declared (0 when empty), and every queue list that holds messages (host-local upload queues
-    included)."""
+    included).
+
+    One pass over the keyspace (``SCAN`` in steps of 1,000): a busy pipeline holds a dispatch-ledger
+    key per event of the last 24 h, and a scan per queue name in Redis's default steps of 10 took
+    tens of thousands of round trips."""
     names: set[str] = set(registry.all_queues())
-    for key in client.scan_iter(match=_BINDINGS):
-        if client.type(key) == b"set":
-            for member in client.smembers(key):
-                names.add(_text(member).split(_KOMBU_SEP)[-1])
-    for key in client.scan_iter(match="*.*"):
+    bindings: list[bytes] = []
+    candidates: list[bytes] = []
+    for key in client.scan_iter(count=_SCAN_STEP):
         name = _text(key)
-        if ":" not in name and not name.startswith(("_kombu", _UNACKED)) and client.type(key) == b"list":
-            names.add(name.split(_KOMBU_SEP)[0])
+        if name.startswith("_kombu.binding."):
+            bindings.append(key)
+        elif "." in name and ":" not in name and not name.startswith(("_kombu", _UNACKED)):
+            candidates.append(key)  # a queue, or one of its priority lists (``name\x06\x16N``)
+    pipe = client.pipeline(transaction=False)
+    for key in bindings:
+        pipe.type(key)
+    for key in candidates:
+        pipe.type(key)
+    types = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    for key, kind in zip(bindings, types[: len(bindings)], strict=True):
+        if kind == b"set":
+            pipe.smembers(key)
+    for members in pipe.execute():
+        names.update(_text(member).split(_KOMBU_SEP)[-1] for member in members)
+    lists = [key for key, kind in zip(candidates, types[len(bindings) :], strict=True) if kind == b"list"]
+    pipe = client.pipeline(transaction=False)
+    for key in lists:
+        pipe.llen(key)
     depths: dict[str, int] = {}
-    for name in sorted(n for n in names if _is_task_queue(n)):
-        pipe = client.pipeline(transaction=False)
-        for key in client.scan_iter(match=f"{name}{_KOMBU_SEP}*"):
-            pipe.llen(key)
-        pipe.llen(name)
-        depths[name] = sum(int(n) for n in pipe.execute())
-    return depths
+    for key, length in zip(lists, pipe.execute(), strict=True):
+        base = _text(key).split(_KOMBU_SEP)[0]
+        names.add(base)
+        depths[base] = depths.get(base, 0) + int(length)
+    return {name: depths.get(name, 0) for name in sorted(n for n in names if _is_task_queue(n))}
 
 
 def unacked(client: redis.Redis) -> int:
@@ -89,7 +107,7 @@ def scheduled(client: redis.Redis, now: float | None = None) -> int:
     that kept retries in the broker)."""
     now = time.time() if now is None else now
     count = RetrySchedule(client).count()
-    for _tag, raw in client.hscan_iter(_UNACKED):
+    for _tag, raw in client.hscan_iter(_UNACKED, count=_SCAN_STEP):
         try:
             eta = json.loads(raw)[0]["headers"].get("eta")
         except (ValueError, TypeError, KeyError, IndexError):
@@ -116,7 +134,7 @@ def staged_rows(client: redis.Redis) -> tuple[dict[str, int], int]:
     batches a flusher has claimed but not yet committed (``{table}:batch``)."""
     waiting = {table.value: 0 for table in registry.registered_tables()}
     claimed = 0
-    for key in client.scan_iter(match=f"{keys.STAGE_PREFIX}:*"):
+    for key in client.scan_iter(match=f"{keys.STAGE_PREFIX}:*", count=_SCAN_STEP):
         if client.type(key) != b"list":
             continue
         rest = _text(key)[len(keys.STAGE_PREFIX) + 1 :]
