@@ -111,7 +111,7 @@ DISPATCHER_DEAD_LETTERED = Counter(
 )
 DISPATCHER_CONSUMER_LAG = Gauge(
     "pipeline_dispatcher_consumer_lag",
-    "Records behind the high watermark per assigned partition (after the last batch).",
+    "Records behind the high watermark per assigned partition (asked of the broker every few seconds).",
     ["topic", "partition"],
     multiprocess_mode="livemostrecent",
 )

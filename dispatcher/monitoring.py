@@ -82,6 +82,9 @@ def serve_dispatcher(settings: Settings, dispatcher: Dispatcher) -> m.Endpoint |
 
 
 _last_loop: dict[int, float] = {}
+_last_lag: dict[int, float] = {}
+#: How often the consumer-lag gauge asks the broker for the partitions' high watermarks.
+LAG_REFRESH_SECONDS = 5.0
 
 
 def observe_batch(dispatcher: Dispatcher, stats: BatchStats, seconds: float) -> None:
@@ -89,6 +92,7 @@ def observe_batch(dispatcher: Dispatcher, stats: BatchStats, seconds: float) -> 
     now = time.time()
     _last_loop[id(dispatcher)] = now
     m.DISPATCHER_LAST_BATCH.set(now)
+    update_lag(dispatcher, now)
     if not stats.read:
         return
     m.DISPATCHER_BATCH_SECONDS.observe(seconds)
@@ -97,13 +101,30 @@ def observe_batch(dispatcher: Dispatcher, stats: BatchStats, seconds: float) -> 
         m.DISPATCHER_EVENTS_DISPATCHED.labels(domain).inc(counts.get(Metric.EVENTS_DISPATCHED, 0))
         m.DISPATCHER_DUPLICATES.labels(domain).inc(counts.get(Metric.DUPLICATES_SKIPPED, 0))
         m.DISPATCHER_DEAD_LETTERED.labels(domain).inc(sum(counts.get(k, 0) for k in _DEAD_LETTER_COUNTERS))
+
+
+def update_lag(dispatcher: Dispatcher, now: float, *, every: float = LAG_REFRESH_SECONDS) -> None:
+    """The consumer-lag gauge, at most every ``every`` seconds and on every turn of the loop, empty
+    polls included: the high watermarks come from the broker, not from librdkafka's cache (which
+    fetches refresh, so it went stale while backpressure paused the partitions). Never raises."""
+    if now - _last_lag.get(id(dispatcher), 0.0) < every:
+        return
+    _last_lag[id(dispatcher)] = now
     try:
         consumer = dispatcher.consumer
         assigned = consumer.assignment()
-        for tp in consumer.position(assigned) if assigned else []:
-            _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and tp.offset >= 0:
-                m.DISPATCHER_CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+        if not assigned:
+            return
+        # Where the group stands: the position, else (nothing fetched yet: a partition paused or
+        # just assigned) the committed offset, else the start of the log (auto.offset.reset).
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(assigned, timeout=1.0)}
+        for tp in consumer.position(assigned):
+            low, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            if high < 0:
+                continue
+            at = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
+            at = at if at >= 0 else low
+            m.DISPATCHER_CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - at))
     except Exception:  # noqa: BLE001 - lag is best effort; the batch itself succeeded
         pass
 
