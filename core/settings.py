@@ -203,8 +203,10 @@ class Settings(BaseSettings):
     small_file_bytes: int = Field(default=16 * 1024**2, ge=1)
     """A Delta data file below this size counts as small for ``COMPACT_SMALL_FILES``."""
     delta_log_retention_hours: float = Field(default=1.0, gt=0)
-    """Delta log entries older than this are dropped at each checkpoint (the tables'
-    ``delta.logRetentionDuration``, set by the maintenance hook; checkpoints keep the flush versions).
+    """Delta log entries and tombstones older than this are dropped at each checkpoint (the tables'
+    ``delta.logRetentionDuration`` and ``delta.deletedFileRetentionDuration``, set by the maintenance
+    hook; checkpoints keep the flush versions; a removed file stays on disk until the daily vacuum
+    finds it a week old).
     Every load of a table lists its log, so a long log slows every merge: at a commit every 5 s, 1 h
     keeps 720 entries, Delta's default of 30 days 518,400. Time travel reaches back this far."""
     onelake_upload_chunk_bytes: int = Field(default=8 * 1024**2, ge=256 * 1024, le=100 * 1024**2)

@@ -3,11 +3,13 @@ follows the table's state after each flush (issue 9)."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import redis
 from deltalake import DeltaTable, write_deltalake
@@ -145,3 +147,38 @@ def test_compaction__keeps_the_log_short_and_the_flush_versions(
     assert table.metadata().configuration["delta.logRetentionDuration"] == "interval 1 seconds"
     assert table.transaction_version("claims-pipeline:xact_attachments") == results[-1].version
     assert len(read_table(settings, Table.XACT_ATTACHMENTS)) == 80
+
+
+def _data_files(uri: str) -> set[str]:
+    return {p.name for p in Path(uri).glob("**/*.parquet") if "_delta_log" not in p.parts}
+
+
+def test_compaction__tombstones_expire_with_the_log_and_the_daily_vacuum_still_finds_their_files(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    """Tombstones of compacted files live as long as log entries (``DELTA_LOG_RETENTION_HOURS``),
+    not Delta's week, so checkpoints stay small; the daily vacuum (full mode) still removes those
+    files once they are a week old (a vacuum that looks only at tombstones never would)."""
+    settings = load_settings(
+        lake_dir=tmp_path / "lake", compact_small_files=3, delta_log_retention_hours=1 / 3600
+    )
+    _flushes(settings, redis_client, prefix, 5)  # the 5th flush compacts 5 files into one
+    uri = table_uri(settings, Table.XACT_ATTACHMENTS)
+    config = DeltaTable(uri).metadata().configuration
+    assert config["delta.deletedFileRetentionDuration"] == "interval 1 seconds"
+    compacted = _data_files(uri) - {Path(u).name for u in DeltaTable(uri).file_uris()}
+    assert len(compacted) == 5
+    time.sleep(2)
+    _flushes(settings, redis_client, prefix, 5, start=5)  # compacts again: a checkpoint after expiry
+    newest = sorted((Path(uri) / "_delta_log").glob("*.checkpoint.parquet"))[-1]
+    removes = [r for r in pq.read_table(newest).to_pylist() if r.get("remove")]
+    assert len(removes) <= 5, len(removes)  # the first compaction's tombstones are gone
+
+    old = time.time() - 200 * 3600
+    for name in compacted:  # a week and more old
+        for path in Path(uri).glob(f"**/{name}"):
+            os.utime(path, (old, old))
+    result = maintain_table(settings, redis_client, Table.XACT_ATTACHMENTS, prefix=prefix)
+    assert result.files_vacuumed >= 5
+    assert not compacted & _data_files(uri)  # found by listing, deleted
+    assert len(read_table(settings, Table.XACT_ATTACHMENTS)) == 100
