@@ -437,6 +437,7 @@ def measure(
                 "noop_runs": [round(x, 1) for x in r.noop],
             }
             for r in results
+            if r.pipeline and r.noop  # --repeat 0: the growth run only
         ],
         "growth": [
             {
