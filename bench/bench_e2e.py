@@ -259,27 +259,12 @@ class Pipeline:
     def _publish(self, lines: list[bytes]) -> None:
         """The events into Kafka through one long-lived producer, as the upstream's is (the poller,
         Event Hubs): a producer made per run spent ~0.4 s connecting inside the timed window."""
-        from confluent_kafka import Producer
-
-        from dispatcher.publisher import record_key
+        from dispatcher.publisher import new_producer, publish_lines
         from domains.names import Domain
 
-        settings = self.h.settings
         if self._producer is None:
-            self._producer = Producer(
-                {**settings.kafka_config(), "acks": "all", "enable.idempotence": True, "linger.ms": 5}
-            )
-        topic = settings.topic_for("xact")
-        for line in lines:
-            while True:
-                try:
-                    self._producer.produce(topic, value=line, key=record_key(Domain.XACT, line))
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
-            self._producer.poll(0)
-        if self._producer.flush(60):
-            raise RuntimeError("events not delivered to Kafka")
+            self._producer = new_producer(self.h.settings)
+        publish_lines(self.h.settings, Domain.XACT, lines, producer=self._producer)
 
     @property
     def named_roots(self) -> dict[str, int]:

@@ -35,15 +35,9 @@ def read_lines(path: Path) -> list[bytes]:
     return [line for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def publish_lines(
-    settings: Settings,
-    domain: Domain,
-    lines: Iterable[bytes],
-    *,
-    on_sent: Callable[[int], None] | None = None,
-) -> int:
-    """Publish and wait for every delivery report; raises KafkaException if any failed."""
-    producer = Producer(
+def new_producer(settings: Settings) -> Producer:
+    """An idempotent producer that waits for every in-sync replica."""
+    return Producer(
         {
             **settings.kafka_config(),
             "acks": "all",
@@ -52,6 +46,19 @@ def publish_lines(
             "compression.type": "lz4",
         }
     )
+
+
+def publish_lines(
+    settings: Settings,
+    domain: Domain,
+    lines: Iterable[bytes],
+    *,
+    on_sent: Callable[[int], None] | None = None,
+    producer: Producer | None = None,
+) -> int:
+    """Publish and wait for every delivery report; raises KafkaException if any failed.
+    ``producer``: a long-lived one of the caller's (else one is made for this call)."""
+    producer = producer or new_producer(settings)
     topic = settings.topic_for(domain.value)
     errors: list[str] = []
 
