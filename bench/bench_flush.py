@@ -5,8 +5,9 @@
 Both sides write the same ``xact_attachments`` rows to fresh tables in a temporary directory.
 
 * pipeline: rows are staged in Redis (``Stager.stage``, 1,000 rows per call, as write tasks would),
-  then flushed with ``flush_table(max_rows=batch)`` until nothing is left: one merge commit per batch,
-  with key de-duplication and the application transaction.
+  then flushed with ``flush_table(max_rows=batch)`` until nothing is left: one commit per batch
+  (an append of the keys the table lacks, found by a key-only lookup), with key de-duplication
+  and the application transaction.
 * baseline: every 1,000 rows are coerced to the schema and appended (``write_deltalake`` mode
   append) - what a write task that wrote straight to Delta would do. No de-duplication at all.
 
@@ -139,7 +140,7 @@ def main() -> None:
     print(f"pipeline stage      {pipeline['stage_s']:7.2f} s  {n / pipeline['stage_s']:>10,.0f} rows/s")
     print(
         f"pipeline flush      {pipeline['flush_s']:7.2f} s  {n / pipeline['flush_s']:>10,.0f} rows/s"
-        f"  ({pipeline['commits']:.0f} merge commits, {pipeline['rows']:.0f} rows in table)"
+        f"  ({pipeline['commits']:.0f} commits, {pipeline['rows']:.0f} rows in table)"
     )
     print(f"pipeline end-to-end {pipeline['total_s']:7.2f} s  {n / pipeline['total_s']:>10,.0f} rows/s")
     print(

@@ -4,7 +4,7 @@
                                        [--log-retention-seconds S] [--max-minutes M] [--redis-url URL]
 
 Each flush stages ``--rows`` new ``xact_attachments`` rows (plus ``--rows // 4`` re-sent ones,
-as redeliveries do) and runs the real ``flush_table``: claim, one merge commit with the
+as redeliveries do) and runs the real ``flush_table``: claim, one commit with the
 application transaction, drop - then, with the policy on, the post-flush hook
 (``writers.maintenance.compact_if_due``: compact + checkpoint once the table holds more than
 ``COMPACT_SMALL_FILES`` small files, then checkpoint and drop expired log entries).

@@ -1,4 +1,4 @@
-"""Exactly-once flush of staged rows into Delta: one batch, one merge commit per table per flush.
+"""Exactly-once flush of staged rows into Delta: one batch, one commit per table per flush.
 
 Algorithm for one table (one writer at a time, guarded by a Redis lock):
 
@@ -8,15 +8,17 @@ Algorithm for one table (one writer at a time, guarded by a Redis lock):
    already recorded, so a Redis that lost the counter cannot make new rows look committed).
 2. If Delta's application transaction for ``claims-pipeline:{table}`` is at or past the batch's
    version, the batch was committed before a crash: drop it, write nothing.
-3. Otherwise coerce and de-duplicate the rows, create the table if missing, and run ONE
-   ``DeltaTable.merge`` whose commit records ``Transaction(app_id, version)``.
+3. Otherwise coerce and de-duplicate the rows, create the table if missing, and make ONE commit
+   (``writers.merge.merge_batch``: an append of the new keys, or a ``DeltaTable.merge`` for an
+   upsert that meets existing keys) that records ``Transaction(app_id, version)``. delta-rs fails
+   that commit if another commit with the same ``app_id`` landed after the table was loaded.
 4. Delete the batch (staged rows are dropped only after the commit that holds them) with a
    compare-and-delete on its version: a flusher that stalled past its lock (GC pause, frozen VM)
    may resume after others dropped its batch and claimed the next one, so it deletes the batch
    only while ``batch_version`` still names the version it flushed (the same holds for step 2).
 
-A merge that changes nothing (every key already present) makes no commit; re-running such a
-batch is harmless because the merge itself is idempotent by key.
+A batch that changes nothing (every key already present) makes no commit; re-running such a
+batch is harmless because the write is idempotent by key.
 """
 
 from __future__ import annotations

@@ -14,14 +14,17 @@ import polars as pl
 import pyarrow as pa
 import pytest
 import redis
-from deltalake import DeltaTable
+from deltalake import DeltaTable, Transaction
+from deltalake.exceptions import CommitFailedError
 
 from core.errors import PipelineError, TransientError
 from core.settings import Settings, load_settings
 from domains.names import Table
+from writers.coerce import build_batch
 from writers.flush import LOCK_TIMEOUT_SECONDS, flush_all, flush_table, read_table
 from writers.lock import LockKeeper
-from writers.staging import Stager, batch_key, batch_version_key, lock_key, stage_key, version_key
+from writers.merge import merge_batch
+from writers.staging import Stager, batch_key, batch_version_key, encode_row, lock_key, stage_key, version_key
 from writers.tables import TABLES, app_id, table_uri
 
 pytestmark = pytest.mark.integration
@@ -494,3 +497,32 @@ def test_flush__stalled_flusher_never_deletes_the_batch_another_flusher_claimed(
     assert (
         DeltaTable(table_uri(settings, Table.XACT_EVENTS)).transaction_version(app_id(Table.XACT_EVENTS)) == 2
     )
+
+
+@pytest.mark.parametrize("table", [Table.XACT_EVENTS, Table.XACT_ATTACHMENTS_FAILED])
+def test_merge_batch__stale_snapshot_cannot_append_over_a_newer_commit(
+    settings: Settings, redis_client: redis.Redis, prefix: str, table: Table
+) -> None:
+    """The window the lock cannot close: a flusher checked its lock, then stalled before its
+    commit while another flusher committed the same batch. New keys go in as a plain append, so
+    the fence is Delta's: a commit with the flusher's app id after the stale snapshot fails it."""
+    key = TABLES[table].keys[0]
+    stager = Stager(redis_client, prefix)
+    stager.stage(table, [_keyed(table, "first")])
+    assert _flush(settings, redis_client, prefix, table).rows_written == 1
+    uri = table_uri(settings, table)
+    stale = DeltaTable(uri)  # the stalled flusher's snapshot, taken before version 2 landed
+
+    stager.stage(table, [_keyed(table, "again")])
+    assert _flush(settings, redis_client, prefix, table).version == 2
+    batch = build_batch(TABLES[table], encode_row(_keyed(table, "again")).encode())
+
+    with pytest.raises(CommitFailedError, match="Concurrent transaction"):
+        merge_batch(uri, None, TABLES[table], batch.table, Transaction(app_id(table), 2), stale)
+    assert sorted(read_table(settings, table)[key].to_list()) == ["again", "first"]
+
+
+def _keyed(table: Table, key: str) -> dict[str, object]:
+    if table is Table.XACT_EVENTS:
+        return _events(key)[0]
+    return {"media_id": key, "trace_id": "t", "status": "failed", "created_at": "2026-01-05T14:02:11Z"}
