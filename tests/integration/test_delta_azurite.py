@@ -97,3 +97,16 @@ def test_delta_on_azurite__flush_exactly_once_and_read_back(
         "2026-01-02",
         "2026-01-03",
     ]
+
+    # A key the table holds is found by the key lookup (parquet read from the container) and
+    # skipped; only the new key is appended.
+    stager.stage(
+        Table.XACT_EVENTS,
+        [
+            {"trace_id": "3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e01", "ingested_at": "2026-01-09T00:00:00Z"},
+            {"trace_id": "3f9b2c1e-7a44-4c1d-9e2b-0a1b2c3d4e09", "ingested_at": "2026-01-09T00:00:00Z"},
+        ],
+    )
+    again = flush_table(settings, redis_client, Table.XACT_EVENTS, prefix=prefix)
+    assert (again.rows_in, again.rows_written) == (2, 1)
+    assert read_table(settings, Table.XACT_EVENTS)["trace_id"].n_unique() == 4
