@@ -20,8 +20,15 @@ def url(vault_key: str) -> str:
 
 
 def rows(ref: str) -> str:
-    """A row-stash entry (rows waiting for their write task, by reference)."""
+    """A row-stash entry (rows waiting for their write task, by reference) as one JSON array:
+    the format before issue 9, still read; written now only for an empty row list."""
     return f"{PREFIX}:rows:{ref}"
+
+
+def row_list(ref: str) -> str:
+    """A row-stash entry as a Redis list of staged-format rows (``core.rows.encode_row``): its
+    write task moves them to the staging list inside Redis, in one round trip."""
+    return f"{PREFIX}:rowlist:{ref}"
 
 
 def dispatched(domain: str, event_id: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from core import keys, metrics
+from core.rows import encode_row
 
 #: How long a URL vault or row-stash entry lives when nothing holds it. While an open dead letter
 #: needs an entry for its replay, the entry has no TTL at all (``core.deadletters``: ``holds``);
@@ -87,7 +88,12 @@ class UrlVault:
 class RowStash:
     """Rows by reference: ``put`` returns a key; the write task stages the rows, then deletes it.
     An entry lives ``ttl_seconds`` (30 days); one held by an open dead letter (a failed write) has
-    no TTL until the letter is resolved or purged."""
+    no TTL until the letter is resolved or purged.
+
+    Entries are Redis lists of rows already in the staged format (``keys.row_list``), so the write
+    task stages them with one script in one round trip (``tasks.write``). An entry of the older
+    format (one JSON array under ``keys.rows``, e.g. left in Redis across an upgrade) is still read
+    and staged the older way."""
 
     def __init__(self, client: redis.Redis, ttl_seconds: int = REPLAY_STATE_TTL_SECONDS) -> None:
         self._r = client
@@ -98,14 +104,29 @@ class RowStash:
 
     def put_many(self, row_lists: list[list[dict[str, Any]]]) -> list[str]:
         """Stash several row lists in one round trip; returns their keys, in order."""
-        refs = [keys.rows(uuid.uuid4().hex) for _ in row_lists]
+        refs = []
         pipe = self._r.pipeline(transaction=False)
-        for key, rows in zip(refs, row_lists, strict=True):
-            pipe.set(key, json.dumps(rows, separators=(",", ":"), default=str), ex=self._ttl)
+        for rows in row_lists:
+            ref = uuid.uuid4().hex
+            if rows:
+                refs.append(keys.row_list(ref))
+                pipe.rpush(refs[-1], *(_stash_row(row) for row in rows))
+                pipe.expire(refs[-1], self._ttl)
+            else:  # a list cannot be empty in Redis
+                refs.append(keys.rows(ref))
+                pipe.set(refs[-1], "[]", ex=self._ttl)
         pipe.execute()
         return refs
 
+    @staticmethod
+    def is_row_list(key: str) -> bool:
+        """True for an entry of the list format (``keys.row_list``)."""
+        return key.startswith(keys.row_list(""))
+
     def get(self, key: str) -> list[dict[str, Any]] | None:
+        if self.is_row_list(key):
+            items = self._r.lrange(key, 0, -1)
+            return [json.loads(item) for item in items] if items else None
         return self.decode(self._r.get(key))
 
     @staticmethod
@@ -115,6 +136,15 @@ class RowStash:
 
     def delete(self, key: str) -> None:
         self._r.delete(key)
+
+
+def _stash_row(row: dict[str, Any]) -> str:
+    """A row in the staged format; a value JSON cannot carry becomes its ``str`` (as the stash
+    always did), so a planner's odd value reaches the flush's coercion instead of failing a batch."""
+    try:
+        return encode_row(row)
+    except TypeError:
+        return encode_row(json.loads(json.dumps(row, default=str)))
 
 
 class DispatchLedger:

@@ -162,6 +162,17 @@ def end_into(pipe: Any) -> Any:
     return pipe
 
 
+def finish_into(pipe: Any) -> Any:
+    """For a stage whose whole effect is ONE ``MULTI`` (``pipe``): queue the run's end records as a
+    success (:func:`end_into`) and drop its unsent start record, which that same transaction would
+    write and remove again (the run record, the in-flight entry its publisher already made, the
+    index entry). Before the ``MULTI`` nothing of the run is in Redis but what its publisher wrote,
+    as before its start record; after it, what its end records leave. Returns ``pipe``."""
+    global _unsent_start
+    _unsent_start = None
+    return end_into(pipe)
+
+
 def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
     global _unsent_start, _current, _end_sent
     rt = get_runtime()

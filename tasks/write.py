@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import keys, metrics
 from core.errors import PermanentError
 from core.observability import Metric, staged
 from core.state import RowStash, UrlVault
@@ -19,7 +20,26 @@ from domains.names import Domain, Stage, Table, task_name
 from tasks.application import app
 from tasks.base import StageTask, utcnow
 from tasks.outcomes import mark_done, register_attachment_stage
-from tasks.tracking import end_into, start_into
+from tasks.tracking import end_into, finish_into, start_into
+from writers.staging import stage_key
+
+# KEYS: the stash entry (a list of staged-format rows), the table's staging list, the domain's
+# counters. ARGV: the staged-rows counter field, the already-staged counter field.
+# Moves the rows (RPUSH, 1,000 per call: Lua's unpack has a stack limit), deletes the entry and
+# counts; returns the number of rows staged, 0 when the entry is gone (staged by an earlier run).
+_STAGE_FROM_STASH = """
+local n = redis.call('LLEN', KEYS[1])
+if n == 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+  return 0
+end
+for i = 0, n - 1, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(redis.call('LRANGE', KEYS[1], i, i + 999)))
+end
+redis.call('DEL', KEYS[1])
+redis.call('HINCRBY', KEYS[3], ARGV[1], n)
+return n
+"""
 
 
 class RowsTask(StageTask):
@@ -36,7 +56,28 @@ def _stage_rows(task: StageTask, domain: Domain, table_name: str, rows_ref: str,
     table = Table(table_name)
     if table not in registry.spec_of(domain).table_names():
         raise PermanentError(f"Table {table_name} does not belong to domain {domain.value}")
-    # The run's start record and the stash entry in one round trip.
+    if RowStash.is_row_list(rows_ref):
+        # ONE round trip, one MULTI: the rows move from the stash to the staging list inside Redis
+        # (a script), the entry is dropped, the count taken and the run's end records written,
+        # together or not at all (issue 9: was two round trips and a JSON decode and re-encode).
+        pipe = rt.redis.pipeline(transaction=True)
+        pipe.eval(
+            _STAGE_FROM_STASH,
+            3,
+            rows_ref,
+            stage_key(rt.stager.prefix, table),
+            keys.counters(domain.value),
+            staged(table_name),
+            Metric.WRITE_ROWS_ALREADY_STAGED.value,
+        )
+        moved = int(finish_into(pipe).execute()[0])
+        if moved:
+            metrics.count(domain.value, staged(table_name), moved)
+        else:
+            metrics.count(domain.value, Metric.WRITE_ROWS_ALREADY_STAGED.value, 1)
+        return moved
+    # An entry of the older format (one JSON array): the run's start record and the entry in one
+    # round trip, then the staging transaction.
     raw = start_into(rt.redis.pipeline(transaction=False)).get(rows_ref).execute()[-1]
     rows = RowStash.decode(raw)
     if rows is None:  # already staged by an earlier delivery of this task
