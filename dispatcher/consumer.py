@@ -85,7 +85,7 @@ class Dispatcher:
         self.counters = Counters(self.redis)
         self.metrics = DispatcherMetrics()
         base = settings.kafka_config()
-        group = group_id or settings.kafka_consumer_group
+        group = self.group = group_id or settings.kafka_consumer_group
         self._consumer_conf = {
             **base,
             "group.id": group,

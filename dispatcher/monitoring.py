@@ -4,20 +4,22 @@
   :data:`LOOP_STALE_SECONDS`) and ``/readyz`` (broker, Redis and Kafka answer) on
   ``DISPATCHER_METRICS_PORT``; the dispatcher's own counters (``Dispatcher.metrics``, a plain
   object kept by the consumer) are read at scrape time.
-* :func:`observe_batch`: called by the consume loop after each batch: per-domain figures, batch
-  duration, and consumer lag per assigned partition (from librdkafka's cached high watermarks: no
-  broker round trip).
+* :func:`observe_batch`: called by the consume loop after each turn: per-domain figures, batch
+  duration, and where the loop stands (no broker round trip);
+* :class:`LagMonitor`: consumer lag per assigned partition, from the broker, on a thread and a
+  connection of its own (started by :func:`serve_dispatcher`).
 * :func:`serve_poller` / :func:`observe_poll`: rows read and the checkpoint's position and age.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from core import metrics as m
@@ -72,27 +74,39 @@ def serve_dispatcher(settings: Settings, dispatcher: Dispatcher) -> m.Endpoint |
         },
         live=_live,
     )
-    return m.serve(
+    endpoint = m.serve(
         "dispatcher",
         settings.metrics_bind_address,
         settings.dispatcher_metrics_port,
         health=health,
         collectors=[DispatcherCollector(dispatcher)],
     )
+    if endpoint is not None:  # metrics served: someone can read the lag
+        LagMonitor(dispatcher).start()
+    return endpoint
 
 
 _last_loop: dict[int, float] = {}
-_last_lag: dict[int, float] = {}
-#: How often the consumer-lag gauge asks the broker for the partitions' high watermarks.
+#: Where each dispatcher's consume loop stands: its assigned partitions and their positions (the
+#: next offset it will read; negative: nothing fetched yet), written by the loop after every turn.
+_positions: dict[int, list[TopicPartition]] = {}
+#: How often the consumer-lag gauge asks the broker for the partitions' offsets.
 LAG_REFRESH_SECONDS = 5.0
 
 
 def observe_batch(dispatcher: Dispatcher, stats: BatchStats, seconds: float) -> None:
-    """One turn of the consume loop ended with ``stats`` (an empty poll too). Never raises."""
+    """One turn of the consume loop ended with ``stats`` (an empty poll too). Never raises.
+
+    No broker round trip here: the loop only notes where it stands (``position`` is local to
+    librdkafka); :class:`LagMonitor` asks the broker, on a connection of its own."""
     now = time.time()
     _last_loop[id(dispatcher)] = now
     m.DISPATCHER_LAST_BATCH.set(now)
-    update_lag(dispatcher, now)
+    try:
+        consumer = dispatcher.consumer
+        _positions[id(dispatcher)] = consumer.position(consumer.assignment())
+    except (KafkaException, RuntimeError):  # closed while rejoining: the next turn notes it
+        pass
     if not stats.read:
         return
     m.DISPATCHER_BATCH_SECONDS.observe(seconds)
@@ -103,30 +117,69 @@ def observe_batch(dispatcher: Dispatcher, stats: BatchStats, seconds: float) -> 
         m.DISPATCHER_DEAD_LETTERED.labels(domain).inc(sum(counts.get(k, 0) for k in _DEAD_LETTER_COUNTERS))
 
 
-def update_lag(dispatcher: Dispatcher, now: float, *, every: float = LAG_REFRESH_SECONDS) -> None:
-    """The consumer-lag gauge, at most every ``every`` seconds and on every turn of the loop, empty
-    polls included: the high watermarks come from the broker, not from librdkafka's cache (which
-    fetches refresh, so it went stale while backpressure paused the partitions). Never raises."""
-    if now - _last_lag.get(id(dispatcher), 0.0) < every:
-        return
-    _last_lag[id(dispatcher)] = now
-    try:
-        consumer = dispatcher.consumer
-        assigned = consumer.assignment()
-        if not assigned:
-            return
-        # Where the group stands: the position, else (nothing fetched yet: a partition paused or
-        # just assigned) the committed offset, else the start of the log (auto.offset.reset).
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(assigned, timeout=1.0)}
-        for tp in consumer.position(assigned):
-            low, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
-            if high < 0:
+class LagMonitor:
+    """The consumer-lag gauge, per assigned partition, refreshed every ``every`` seconds by a
+    thread of its own (:meth:`start`), off the consume loop.
+
+    The offsets come from the broker (``ListOffsets``, ``OffsetFetch``), not from librdkafka's
+    cache, which only fetches refresh (it read low while backpressure paused the partitions), and
+    over an admin client's own connection: asked on the consumer's connection, every query queued
+    behind the consumer's long-poll fetch (the broker answers one request per connection at a
+    time), about ``fetch.wait.max.ms`` (500 ms) each, so refreshing 12 partitions stopped the
+    consume loop for about 6 s (measured; see ``docs/benchmarks.md``).
+
+    Lag = high watermark - where the dispatcher stands: its position, else (nothing fetched yet: a
+    partition paused or just assigned) the group's committed offset, else the start of the log."""
+
+    def __init__(self, dispatcher: Dispatcher, *, every: float = LAG_REFRESH_SECONDS, timeout: float = 5.0):
+        self.dispatcher = dispatcher
+        self.every = every
+        self.timeout = timeout
+        self.admin = AdminClient(dispatcher.settings.kafka_config())
+        self._stop = threading.Event()
+
+    def refresh(self) -> bool:
+        """One measurement of the partitions the loop last noted; False when it could not be made."""
+        standing = _positions.get(id(self.dispatcher))
+        if not standing:
+            return False
+        parts = [TopicPartition(tp.topic, tp.partition) for tp in standing]
+        try:
+            high = self._offsets(parts, OffsetSpec.latest())
+            low = self._offsets(parts, OffsetSpec.earliest())
+            committed = self._committed(parts)
+        except (KafkaException, TimeoutError, ValueError):  # best effort: the next refresh tries again
+            return False
+        for tp in standing:
+            key = (tp.topic, tp.partition)
+            if high.get(key, -1) < 0:
                 continue
-            at = tp.offset if tp.offset >= 0 else committed.get((tp.topic, tp.partition), -1)
-            at = at if at >= 0 else low
-            m.DISPATCHER_CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - at))
-    except Exception:  # noqa: BLE001 - lag is best effort; the batch itself succeeded
-        pass
+            at = tp.offset if tp.offset >= 0 else committed.get(key, -1)
+            at = at if at >= 0 else low.get(key, 0)
+            m.DISPATCHER_CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high[key] - at))
+        return True
+
+    def _offsets(self, parts: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+        futures = self.admin.list_offsets({tp: spec for tp in parts}, request_timeout=self.timeout)
+        return {(tp.topic, tp.partition): f.result(self.timeout).offset for tp, f in futures.items()}
+
+    def _committed(self, parts: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        request = ConsumerGroupTopicPartitions(self.dispatcher.group, parts)
+        futures = self.admin.list_consumer_group_offsets([request], request_timeout=self.timeout)
+        result = next(iter(futures.values())).result(self.timeout)
+        return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
+
+    def _run(self) -> None:
+        # At once, then every ``every`` s; until the loop has partitions to report, every 0.5 s.
+        while not self._stop.is_set():
+            self._stop.wait(self.every if self.refresh() else min(self.every, 0.5))
+
+    def start(self) -> LagMonitor:
+        threading.Thread(target=self._run, name="consumer-lag", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class DispatcherCollector:
