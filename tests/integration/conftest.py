@@ -61,3 +61,19 @@ def own_broker(own_broker_db: int) -> Iterator[redis.Redis]:
     point_app_at(url)
     yield client
     point_app_at(original)
+
+
+@pytest.fixture()
+def runtime_on(own_broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """``own_broker``, made the worker runtime's Redis too (``REDIS_URL``; settings and runtime
+    rebuilt before and after the test)."""
+    from core.settings import get_settings
+    from tasks.runtime import reset_runtime
+
+    kwargs = own_broker.connection_pool.connection_kwargs
+    monkeypatch.setenv("REDIS_URL", f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}")
+    get_settings.cache_clear()
+    reset_runtime()
+    yield own_broker
+    get_settings.cache_clear()
+    reset_runtime()

@@ -10,15 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
 from core import keys
-from core.settings import get_settings
 from tasks import app
-from tasks.runtime import get_runtime, reset_runtime
+from tasks.runtime import get_runtime
 from tasks.tracking import end_into, record_end, record_start, start_into
 
 pytestmark = pytest.mark.integration
@@ -27,17 +24,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture()
 def own_broker_db() -> int:
     return 13
-
-
-@pytest.fixture()
-def runtime_on(own_broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    kwargs = own_broker.connection_pool.connection_kwargs
-    monkeypatch.setenv("REDIS_URL", f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}")
-    get_settings.cache_clear()
-    reset_runtime()
-    yield own_broker
-    get_settings.cache_clear()
-    reset_runtime()
 
 
 def _counters(client: redis.Redis) -> dict[str, int]:

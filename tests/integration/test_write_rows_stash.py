@@ -9,16 +9,14 @@ separate start record. An entry of the older format (one JSON array) is still st
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
 
 from core import keys
-from core.settings import get_settings
 from core.state import PendingTasks, RowStash
 from tasks import app
-from tasks.runtime import get_runtime, reset_runtime
+from tasks.runtime import get_runtime
 from writers.staging import stage_key
 
 pytestmark = pytest.mark.integration
@@ -29,17 +27,6 @@ TABLE = "xact_events"
 @pytest.fixture()
 def own_broker_db() -> int:
     return 9
-
-
-@pytest.fixture()
-def runtime_on(own_broker: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    kwargs = own_broker.connection_pool.connection_kwargs
-    monkeypatch.setenv("REDIS_URL", f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}")
-    get_settings.cache_clear()
-    reset_runtime()
-    yield own_broker
-    get_settings.cache_clear()
-    reset_runtime()
 
 
 def _calls(client: redis.Redis) -> dict[str, int]:
