@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,8 @@ from core.state import PendingAttachments, PendingTasks, RowStash, UrlVault
 from domains.attachments import AttachmentJob
 from domains.canvas import ATTACHMENT_CHAIN, WRITE_INVENTORY, WRITE_ROWS, EventPlan
 from domains.names import Domain, Stage, Table, task_name
+
+log = logging.getLogger("pipeline.tasks")
 
 __all__ = ["WRITE_INVENTORY", "WRITE_ROWS", "attachment_chain", "enqueue_plans", "resume", "write_rows"]
 
@@ -112,10 +115,36 @@ def enqueue_plans(
     # One pipelined round trip per PUBLISH_BATCH messages (kombu's ``Producer.batch``), not one
     # LPUSH each. A failed flush raises (the caller re-sends the batch; a message sent twice is
     # harmless: every stage is idempotent); an exception inside discards what was not flushed.
-    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
-        for sig in sigs:
-            sig.apply_async(producer=producer)
+    try:
+        with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
+            for sig in sigs:
+                sig.apply_async(producer=producer)
+    except Exception:
+        # The caller sends these plans again (one by one after a data error, the whole batch
+        # after a broker error), each under new ids: what this attempt registered would make the
+        # reaper re-send work that is either sent again or dead-lettered.
+        _untrack(pending, chains, singles)
+        raise
     return len(sigs)
+
+
+def _untrack(
+    pending: PendingAttachments, chains: list[tuple[AttachmentJob, Signature]], singles: list[Signature]
+) -> None:
+    """Best effort (Redis may be the failure): a stale entry only means a harmless re-send."""
+    try:
+        pipe = pending.client.pipeline(transaction=False)
+        for job, _chained in chains:
+            pending.done(job.vault_key(), pipe=pipe)
+        tasks = PendingTasks(pending.client)
+        for sig in singles:
+            tasks.done(str(sig.id), pipe=pipe)
+        pipe.execute()
+    except Exception:  # the publish error is the one to raise
+        log.warning(
+            "could not remove the in-flight entries of a failed publish (the reaper may re-send them)",
+            exc_info=True,
+        )
 
 
 def _restarts_at_download(stage: str, task: str) -> bool:
