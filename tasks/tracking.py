@@ -109,28 +109,11 @@ def _task_ended(
         log.warning("could not record the end of %s %s: %s", task.name, task_id, type(exc).__name__)
 
 
-class _Recorded:
-    """Pipeline calls kept to be replayed on another pipeline (:func:`start_into`)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        def record(*args: Any, **kwargs: Any) -> None:
-            self.calls.append((name, args, kwargs))
-
-        return record
-
-    def replay(self, pipe: Any) -> Any:
-        for name, args, kwargs in self.calls:
-            getattr(pipe, name)(*args, **kwargs)
-        return pipe
-
-
-#: The start record of the run in progress while its task folds it into its own first round trip
-#: (``fold_start``: a stage that touches Redis before any long work). A pool process runs one task
-#: at a time.
-_unsent_start: _Recorded | None = None
+#: What the start record of the run in progress is made of, while its task folds it into its own
+#: first round trip (``fold_start``: a stage that touches Redis before any long work); the record is
+#: built only when it is sent, so a stage that drops it (:func:`finish_into`) never pays for it.
+#: A pool process runs one task at a time.
+_unsent_start: tuple[Task, str, Any, Any, str, float] | None = None
 
 
 def start_into(pipe: Any) -> Any:
@@ -139,7 +122,7 @@ def start_into(pipe: Any) -> Any:
     first in its round trip, so the records end as they always did."""
     global _unsent_start
     pending, _unsent_start = _unsent_start, None
-    return pending.replay(pipe) if pending is not None else pipe
+    return _start_records(pipe, *pending) if pending is not None else pipe
 
 
 #: The run in progress in this pool process (set by :func:`record_start`), and the id of the run
@@ -178,16 +161,20 @@ def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
     rt = get_runtime()
     rt.counters.discard_later()
     _unsent_start, _current, _end_sent = None, (task, task_id, args, kwargs), None
-    now = time.time()
-    record: dict[str, Any] = {
-        "worker": task.request.hostname or rt.hostname,
-        "pid": os.getpid(),
-        "at": now,
-        "task": task.name,
-    }
+    start = (task, task_id, args, kwargs, task.request.hostname or rt.hostname, time.time())
+    if getattr(task, "fold_start", False):
+        _unsent_start = start  # sent with the stage's first round trip (start_into)
+        return
+    _start_records(rt.redis.pipeline(transaction=False), *start).execute()
+
+
+def _start_records(
+    pipe: Any, task: Task, task_id: str, args: Any, kwargs: Any, worker: str, now: float
+) -> Any:
+    """Queue the run record and its work's in-flight entry on ``pipe``; returns ``pipe``."""
+    record: dict[str, Any] = {"worker": worker, "pid": os.getpid(), "at": now, "task": task.name}
     if not getattr(task, "acks_late", True):
         record["redo"] = redo_of(task, task_id, args, kwargs)
-    pipe = _Recorded()
     pipe.hset(keys.RUNNING, task_id, json.dumps(record, default=str))
     work = work_of(task, task_id, args, kwargs)
     if work is not None:
@@ -203,10 +190,7 @@ def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
             pipe.set(keys.inflight(member), json.dumps(redo_of(task, task_id, args, kwargs)), nx=True)
             pipe.zadd(keys.INFLIGHT_INDEX, {member: now})
         pipe.hdel(keys.SUSPECTS, member)
-    if getattr(task, "fold_start", False):
-        _unsent_start = pipe  # sent with the stage's first round trip (start_into)
-        return
-    pipe.replay(rt.redis.pipeline(transaction=False)).execute()
+    return pipe
 
 
 def record_end(
