@@ -64,7 +64,8 @@ def refusing_broker(own_broker: redis.Redis, own_broker_db: int) -> Iterator[red
         channels=["*"],
         reset=True,
     )
-    point_app_at(f"redis://{user}:no-push-pw@127.0.0.1:6379/{own_broker_db}")
+    where = own_broker.connection_pool.connection_kwargs
+    point_app_at(f"redis://{user}:no-push-pw@{where['host']}:{where['port']}/{own_broker_db}")
     try:
         yield own_broker
     finally:
