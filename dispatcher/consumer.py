@@ -315,8 +315,7 @@ class Dispatcher:
         """Enqueue in one go; on a data error one by one, dead-lettering the plans that fail."""
 
         def _failed(plan: EventPlan, exc: Exception) -> None:
-            for job, _url in plan.attachments:  # no chain of a dead-lettered event is tracked
-                self.pending.done(job.vault_key())
+            # Nothing of it stays tracked: enqueue_plans untracks what a failed publish registered.
             self._dead_letter(domain, by_id[plan.event_id], exc, "enqueue", stats)
 
         return enqueue_isolated(

@@ -22,6 +22,7 @@ from core.state import PendingAttachments, PendingTasks, RowStash, UrlVault
 from dispatcher.isolation import enqueue_isolated
 from domains.canvas import EventPlan
 from domains.names import Domain
+from domains.registry import all_queues
 from domains.xact.canvas import parse, plan_event
 from tasks import app
 from tasks.canvas import enqueue_plans
@@ -44,11 +45,7 @@ def _unpublishable_plan() -> EventPlan:
 
 
 def _queued_ids(client: redis.Redis) -> set[str]:
-    return {
-        json.loads(m)["headers"]["id"]
-        for q in ("xact.write", "xact.download", "xact.enrich")
-        for m in client.lrange(q, 0, -1)
-    }
+    return {json.loads(m)["headers"]["id"] for q in all_queues() for m in client.lrange(q, 0, -1)}
 
 
 @pytest.fixture()
@@ -93,9 +90,7 @@ def test_batch_with_one_unserializable_plan__only_the_published_work_is_in_fligh
     good = _good_plan()
     failed: list[str] = []
 
-    def _failed(plan: EventPlan, exc: Exception) -> None:
-        for job, _url in plan.attachments:  # what the dispatcher does for a dead-lettered plan
-            pending.done(job.vault_key())
+    def _failed(plan: EventPlan, exc: Exception) -> None:  # the dispatcher dead-letters it
         failed.append(plan.event_id)
 
     sent, _signatures = enqueue_isolated(
