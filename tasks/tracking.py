@@ -109,11 +109,11 @@ def _task_ended(
         log.warning("could not record the end of %s %s: %s", task.name, task_id, type(exc).__name__)
 
 
-#: What the start record of the run in progress is made of, while its task folds it into its own
-#: first round trip (``fold_start``: a stage that touches Redis before any long work); the record is
-#: built only when it is sent, so a stage that drops it (:func:`finish_into`) never pays for it.
-#: A pool process runs one task at a time.
-_unsent_start: tuple[Task, str, Any, Any, str, float] | None = None
+#: The worker and start time of the run in progress (:data:`_current`), while its task folds its
+#: start record into its own first round trip (``fold_start``: a stage that touches Redis before any
+#: long work); the record is built only when it is sent, so a stage that drops it
+#: (:func:`finish_into`) never pays for it. A pool process runs one task at a time.
+_unsent_start: tuple[str, float] | None = None
 
 
 def start_into(pipe: Any) -> Any:
@@ -122,7 +122,9 @@ def start_into(pipe: Any) -> Any:
     first in its round trip, so the records end as they always did."""
     global _unsent_start
     pending, _unsent_start = _unsent_start, None
-    return _start_records(pipe, *pending) if pending is not None else pipe
+    if pending is None or _current is None:
+        return pipe
+    return _start_records(pipe, *_current, *pending)
 
 
 #: The run in progress in this pool process (set by :func:`record_start`), and the id of the run
@@ -161,11 +163,11 @@ def record_start(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
     rt = get_runtime()
     rt.counters.discard_later()
     _unsent_start, _current, _end_sent = None, (task, task_id, args, kwargs), None
-    start = (task, task_id, args, kwargs, task.request.hostname or rt.hostname, time.time())
+    start = (task.request.hostname or rt.hostname, time.time())
     if getattr(task, "fold_start", False):
         _unsent_start = start  # sent with the stage's first round trip (start_into)
         return
-    _start_records(rt.redis.pipeline(transaction=False), *start).execute()
+    _start_records(rt.redis.pipeline(transaction=False), task, task_id, args, kwargs, *start).execute()
 
 
 def _start_records(
